@@ -1,0 +1,29 @@
+# Two commands a newcomer needs: `make lab` (set up, then open the course in JupyterLab)
+# and `make test` (set up, then run every test: unit, property, widget, nbval, browser).
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: lab test setup bench html clean
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/00_start_here.ipynb
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed: '$(PYTHON)' was not found (set PYTHON=/path/to/python3.11)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -r requirements.txt
+	touch $(STAMP)
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_attention.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

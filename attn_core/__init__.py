@@ -1,0 +1,69 @@
+"""attn_core: the one library behind the attention course.
+
+Every lesson imports its mathematics from here, so it is written once and tested against
+PyTorch's own implementations. Functions accept numpy arrays or torch tensors and return
+the kind they were given; `nn.Module`s exist only where there are parameters.
+
+Lesson -> module
+----------------
+=====================================  ==============================================
+01 attention (relevance, softmax)      `attention.softmax`
+02 queries, keys and values            `attention.scaled_dot_product_attention`
+03 self-attention                      `attention`, `multihead` (one head)
+04 multi-head attention                `multihead` (`split_heads`, `merge_heads`,
+                                       `MultiHeadAttention`)
+05 positional encoding                 `positional` (`sinusoidal`, `learned`, `rope`,
+                                       `alibi`, `segment`)
+06 masked attention                    `masks` (`causal_mask`, `padding_mask`,
+                                       `mask_to_bias`)
+figures and explorers                  `viz`, `widgets`; exercises: `exercises`
+=====================================  ==============================================
+
+Shape legend (PyTorch SDPA's layout)
+------------------------------------
+B        batch size
+H        number of heads (`n_heads`)
+T        number of queries (target length)
+S        number of keys and values (source length; S = T in self-attention)
+D        a generic last axis; `d_k` for queries and keys, `d_v` for values
+d_model  width of the token vectors
+d_head   width of one head, `d_model // n_heads`
+
+Tensors are `(B, H, T, D)`; scores and weights are `(B, H, T, S)`. Masks are boolean with
+True = may attend; `mask_to_bias` turns them into additive 0 / -inf biases.
+"""
+
+from .attention import scaled_dot_product_attention, softmax
+from .masks import causal_mask, mask_to_bias, padding_mask
+from .multihead import MultiHeadAttention, merge_heads, split_heads
+from .positional import (
+    LearnedPositionalEmbedding,
+    SegmentEmbedding,
+    alibi_bias,
+    alibi_slopes,
+    apply_rope,
+    rope_angles,
+    sinusoidal_encoding,
+    sinusoidal_shift_matrix,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "softmax",
+    "scaled_dot_product_attention",
+    "causal_mask",
+    "padding_mask",
+    "mask_to_bias",
+    "split_heads",
+    "merge_heads",
+    "MultiHeadAttention",
+    "sinusoidal_encoding",
+    "sinusoidal_shift_matrix",
+    "LearnedPositionalEmbedding",
+    "apply_rope",
+    "rope_angles",
+    "alibi_slopes",
+    "alibi_bias",
+    "SegmentEmbedding",
+]

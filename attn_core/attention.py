@@ -1,0 +1,149 @@
+"""Softmax and scaled dot-product attention (lessons 01 and 02).
+
+Shapes: `q (..., T, d_k)`, `k (..., S, d_k)`, `v (..., S, d_v)`, `scores` and `weights`
+`(..., T, S)`, `out (..., T, d_v)`. The leading `...` is usually `(B, H)`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._arrays import array_namespace, is_torch_array, as_like, check_array, fmt_shape, is_array, is_bool
+from .masks import mask_to_bias
+
+__all__ = ["softmax", "scaled_dot_product_attention"]
+
+
+def softmax(x, axis: int = -1):
+    r"""Numerically stable softmax along `axis`.
+
+    .. math:: \operatorname{softmax}(x)_i = \frac{e^{x_i - m}}{\sum_j e^{x_j - m}},
+              \quad m = \max_j x_j
+
+    Subtracting the row maximum `m` changes nothing mathematically (it cancels between
+    numerator and denominator) but keeps every exponent <= 0, so logits of 1e4 do not
+    overflow. Entries of `-inf` get weight exactly 0. A row that is *all* `-inf` has no
+    finite maximum and gives `nan` (0 / 0): there is nothing to attend to.
+    `scaled_dot_product_attention` turns such rows into zeros, as PyTorch does.
+
+    Args:
+        x: numpy array or torch tensor of logits, any shape.
+        axis: the axis that sums to 1.
+
+    Returns:
+        Same kind, shape and dtype as `x`.
+
+    >>> import numpy as np
+    >>> softmax(np.array([1e4, 1e4 - 1.0])).round(4)
+    array([0.7311, 0.2689])
+    """
+    check_array(x, "x")
+    xp = array_namespace(x)
+    m = xp.max(x, axis=axis, keepdims=True)  # (..., 1, ...) the row maximum
+    e = xp.exp(x - m)
+    return e / xp.sum(e, axis=axis, keepdims=True)
+
+
+def _check_qkv(q, k, v) -> None:
+    for name, x, legend in (("q", q, "(..., T, d_k)"), ("k", k, "(..., S, d_k)"), ("v", v, "(..., S, d_v)")):
+        check_array(x, name, min_ndim=2, expected=legend)
+    if len({is_torch_array(q), is_torch_array(k), is_torch_array(v)}) > 1:
+        raise TypeError(
+            f"q, k and v must be the same kind of array (all numpy or all torch), got "
+            f"{type(q).__name__}, {type(k).__name__} and {type(v).__name__}"
+        )
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(
+            f"q and k must have the same last dimension d_k: q has shape {fmt_shape(q.shape)} "
+            f"(d_k={q.shape[-1]}), k has shape {fmt_shape(k.shape)} (d_k={k.shape[-1]})"
+        )
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(
+            f"k and v must have the same length S (one value per key): k has shape "
+            f"{fmt_shape(k.shape)} (S={k.shape[-2]}), v has shape {fmt_shape(v.shape)} (S={v.shape[-2]})"
+        )
+    try:
+        np.broadcast_shapes(tuple(q.shape[:-2]), tuple(k.shape[:-2]), tuple(v.shape[:-2]))
+    except ValueError:
+        raise ValueError(
+            f"the leading (batch, head) dimensions of q, k and v must match or broadcast: got q "
+            f"{fmt_shape(q.shape)}, k {fmt_shape(k.shape)}, v {fmt_shape(v.shape)}"
+        ) from None
+
+
+def _check_broadcast(x, name: str, target: tuple[int, ...], what: str) -> None:
+    try:
+        ok = np.broadcast_shapes(tuple(x.shape), target) == target
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"{name} of shape {fmt_shape(x.shape)} is not broadcastable to the scores' shape "
+            f"{fmt_shape(target)} (..., T, S); {what}"
+        )
+
+
+def scaled_dot_product_attention(q, k, v, mask=None, bias=None, scale=None):
+    r"""Scaled dot-product attention, returning the output and the attention weights.
+
+    .. math:: \mathrm{scores} = \frac{q k^\top}{\sqrt{d_k}} + \mathrm{bias}
+              + \log \mathrm{mask}, \qquad
+              \mathrm{weights} = \operatorname{softmax}(\mathrm{scores}), \qquad
+              \mathrm{out} = \mathrm{weights}\, v
+
+    where `log mask` is 0 where `mask` is True (may attend) and `-inf` where it is False.
+
+    Args:
+        q: queries `(..., T, d_k)`; numpy array or torch tensor.
+        k: keys `(..., S, d_k)`, same kind as `q`.
+        v: values `(..., S, d_v)`, same kind as `q`.
+        mask: optional boolean, broadcastable to `(..., T, S)`; True = may attend (PyTorch
+            SDPA's convention). numpy or torch, whatever `q` is.
+        bias: optional additive float bias broadcastable to `(..., T, S)` (ALiBi, relative
+            positions, or a 0 / -inf mask from `mask_to_bias`).
+        scale: multiplier of `q k^T`; default `1 / sqrt(d_k)`.
+
+    Returns:
+        `(out, weights)`: `out (..., T, d_v)` and `weights (..., T, S)`, same kind as `q`.
+        Masked weights are exactly 0; a query whose keys are all masked gets all-zero
+        weights and a zero output (PyTorch's convention), not `nan`.
+    """
+    _check_qkv(q, k, v)
+    xp = array_namespace(q)
+    T, S, d_k = q.shape[-2], k.shape[-2], q.shape[-1]
+    scale = 1.0 / math.sqrt(d_k) if scale is None else scale
+
+    scores = (q @ k.mT) * scale  # (..., T, d_k) x (..., d_k, S) -> (..., T, S)
+    target = tuple(scores.shape)
+    if mask is not None:
+        if not is_array(mask):
+            raise TypeError(f"mask must be a boolean numpy array or torch tensor, got {type(mask).__name__}")
+        if not is_bool(mask):
+            raise TypeError(
+                f"mask must be boolean (True = may attend), got dtype {mask.dtype}; "
+                f"pass an additive float mask as bias= instead, or convert with mask.astype(bool) / mask.bool()"
+            )
+        _check_broadcast(mask, "mask", target, f"expected e.g. (T, S) = ({T}, {S}) or (B, 1, 1, S)")
+        scores = scores + mask_to_bias(as_like(mask, q), dtype=scores.dtype)
+    if bias is not None:
+        if not is_array(bias):
+            raise TypeError(f"bias must be a float numpy array or torch tensor, got {type(bias).__name__}")
+        if is_bool(bias):
+            raise TypeError("bias must be a float array of additive scores, got a boolean array; pass it as mask= instead")
+        _check_broadcast(bias, "bias", target, f"expected e.g. (T, S) = ({T}, {S}) or (H, T, S)")
+        scores = scores + as_like(bias, scores)
+
+    if mask is None and bias is None:
+        weights = softmax(scores, axis=-1)  # (..., T, S)
+    else:
+        # A row with every key masked would be softmax(-inf, ..., -inf) = nan. Give it
+        # finite scores for the softmax, then zero every masked weight: such a query
+        # attends to nothing and its output is 0 (and its gradient stays finite).
+        blocked = scores == -math.inf
+        dead = xp.all(blocked, axis=-1, keepdims=True)  # (..., T, 1)
+        weights = softmax(xp.where(dead, xp.zeros_like(scores), scores), axis=-1)
+        weights = xp.where(blocked, xp.zeros_like(weights), weights)  # (..., T, S)
+    out = weights @ v  # (..., T, S) x (..., S, d_v) -> (..., T, d_v)
+    return out, weights

@@ -1,0 +1,110 @@
+"""Attention masks (lesson 06).
+
+Convention: a mask is boolean and **True means "may attend"**, as in PyTorch's
+`scaled_dot_product_attention`. (`torch.nn.MultiheadAttention`'s `attn_mask` uses the
+opposite: True there means "blocked".) Masks combine with `&`. `mask_to_bias` is the one
+place a mask becomes an additive bias (0 where allowed, `-inf` where blocked); biases
+(causal, padding, ALiBi) combine with `+`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ._arrays import array_namespace, check_array, check_positive_int, fmt_shape, is_bool
+
+__all__ = ["causal_mask", "padding_mask", "mask_to_bias"]
+
+
+def causal_mask(T: int, S: int | None = None, *, device=None):
+    r"""Boolean causal mask: query `i` may attend to key `j` only if `j <= i + (S - T)`.
+
+    .. math:: \mathrm{mask}_{ij} = [\, j \le i + S - T \,]
+
+    With `S == T` (the default) this is the lower triangle, diagonal included. With
+    `S > T` the triangle is aligned to the *end*: the `T` queries are the last `T`
+    positions of a sequence whose first `S - T` keys are already cached, so every query
+    sees all cached keys plus the new keys up to itself.
+
+    Args:
+        T: number of queries.
+        S: number of keys (default `T`).
+
+    Returns:
+        torch.bool tensor `(T, S)`; convert with `.numpy()` for numpy code.
+
+    >>> causal_mask(3).int()
+    tensor([[1, 0, 0],
+            [1, 1, 0],
+            [1, 1, 1]], dtype=torch.int32)
+    """
+    T = check_positive_int(T, "T")
+    S = T if S is None else check_positive_int(S, "S")
+    i = torch.arange(T, device=device)[:, None]  # (T, 1) query positions
+    j = torch.arange(S, device=device)[None, :]  # (1, S) key positions
+    return j <= i + (S - T)  # (T, S)
+
+
+def padding_mask(lengths, S: int):
+    r"""Boolean padding mask: in sequence `b`, keys at positions `>= lengths[b]` are padding.
+
+    .. math:: \mathrm{mask}_{b,1,1,j} = [\, j < \mathrm{lengths}_b \,]
+
+    Args:
+        lengths: the true length of each sequence in the batch, `(B,)`; a list, numpy
+            array or torch tensor of whole numbers in `0..S`.
+        S: the padded length (number of keys).
+
+    Returns:
+        Boolean `(B, 1, 1, S)`, broadcastable against `(B, H, T, S)` scores; numpy if
+        `lengths` is a numpy array, torch otherwise.
+
+    >>> padding_mask([2, 3], 3)[:, 0, 0]
+    tensor([[ True,  True, False],
+            [ True,  True,  True]])
+    """
+    S = check_positive_int(S, "S")
+    as_numpy = isinstance(lengths, np.ndarray)
+    lengths_t = torch.as_tensor(np.asarray(lengths) if as_numpy else lengths)
+    if lengths_t.ndim != 1:
+        raise ValueError(f"lengths must be one length per sequence, shape (B,), got shape {fmt_shape(lengths_t.shape)}")
+    if lengths_t.dtype.is_floating_point or lengths_t.dtype == torch.bool:
+        raise TypeError(f"lengths must hold whole numbers, got dtype {lengths_t.dtype}")
+    if len(lengths_t) and (lengths_t.min() < 0 or lengths_t.max() > S):
+        raise ValueError(f"lengths must lie in 0..S = 0..{S}, got {lengths_t.tolist()}")
+    j = torch.arange(S, device=lengths_t.device)  # (S,)
+    mask = (j[None, :] < lengths_t[:, None])[:, None, None, :]  # (B, S) -> (B, 1, 1, S)
+    return mask.numpy() if as_numpy else mask
+
+
+def mask_to_bias(mask, dtype=None):
+    r"""Turn a boolean mask into an additive bias: 0 where True, `-inf` where False.
+
+    .. math:: \mathrm{bias}_{ij} = \begin{cases} 0 & \mathrm{mask}_{ij} \\
+              -\infty & \text{otherwise} \end{cases}
+
+    Adding the bias to the scores before the softmax gives blocked keys weight
+    `exp(-inf) = 0`. Two masks combine as `m1 & m2`, their biases as `b1 + b2`.
+
+    Args:
+        mask: boolean numpy array or torch tensor, any shape.
+        dtype: float dtype of the result (default float32 for torch, float64 for numpy).
+
+    Returns:
+        Float array of the same kind and shape as `mask`.
+
+    >>> mask_to_bias(causal_mask(2))
+    tensor([[0., -inf],
+            [0., 0.]])
+    """
+    check_array(mask, "mask", min_ndim=0)
+    if not is_bool(mask):
+        raise TypeError(f"mask must be boolean (True = may attend), got dtype {mask.dtype}")
+    xp = array_namespace(mask)
+    if dtype is None:
+        dtype = torch.float32 if isinstance(mask, torch.Tensor) else np.float64
+    zeros = xp.zeros(mask.shape, dtype=dtype, device=getattr(mask, "device", None))
+    return xp.where(mask, zeros, xp.full_like(zeros, -math.inf))

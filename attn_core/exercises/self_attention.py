@@ -1,0 +1,3 @@
+"""Exercises (to be written)."""
+
+__all__ = []

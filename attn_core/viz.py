@@ -1,0 +1,205 @@
+"""Figures used by every lesson: attention heatmaps, grids of heads, positional-encoding
+heatmaps and a BertViz-style "lines between tokens" view, all plain matplotlib (no
+JavaScript, nothing fetched), with colour-blind-safe colour maps and labelled axes.
+
+Each plot function draws into `ax` (or `fig`) when given one and otherwise makes a new
+pyplot figure, so a lesson can call it and end the cell with `plt.show()`. Widgets draw
+into pyplot-free `new_figure()`s and turn them into PNG bytes with `figure_to_png`.
+"""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+__all__ = [
+    "to_numpy",
+    "new_figure",
+    "figure_to_png",
+    "attention_heatmap",
+    "head_grid",
+    "encoding_heatmap",
+    "attention_lines",
+]
+
+CMAP = "viridis"  # perceptually uniform and readable with the common colour-vision deficiencies
+DIVERGING = "PuOr"  # for signed values (encodings): purple / orange, colour-blind safe
+
+
+def to_numpy(x) -> np.ndarray:
+    """A numpy copy of an array or tensor (detached from autograd)."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def new_figure(figsize=(5, 4), dpi: int = 80, layout=None) -> Figure:
+    """A matplotlib Figure outside pyplot: no global state, nothing shown by accident.
+
+    No layout engine by default: constrained layout draws the figure twice and doubles a
+    widget's update time; set margins with `fig.subplots_adjust` instead.
+    """
+    return Figure(figsize=figsize, dpi=dpi, layout=layout)
+
+
+def figure_to_png(fig: Figure) -> bytes:
+    """Render `fig` to PNG bytes (what an `ipywidgets.Image` displays)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def _axes(ax, figsize):
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize, layout="constrained")
+    return ax
+
+
+def _check_matrix(w, tokens, key_tokens, name="weights"):
+    w = to_numpy(w)
+    if w.ndim != 2:
+        raise ValueError(f"{name} must be a matrix (T, S) for one head, got shape {w.shape}")
+    key_tokens = tokens if key_tokens is None else key_tokens
+    if tokens is not None and len(tokens) != w.shape[0]:
+        raise ValueError(f"{len(tokens)} query tokens given for {name} with T={w.shape[0]} rows")
+    if key_tokens is not None and len(key_tokens) != w.shape[1]:
+        raise ValueError(f"{len(key_tokens)} key tokens given for {name} with S={w.shape[1]} columns")
+    return w, tokens, key_tokens
+
+
+def attention_heatmap(weights, tokens=None, key_tokens=None, *, ax=None, title=None, annotate=None,
+                      vmin=0.0, vmax=None, cmap=CMAP, colorbar=True, fmt=".2f"):
+    """Heatmap of one attention matrix: row = query token (who looks), column = key token.
+
+    Args:
+        weights: `(T, S)` array or tensor (one head).
+        tokens: T labels of the queries; `key_tokens`: S labels of the keys (default `tokens`).
+        annotate: write each value in its cell (default: when the matrix is at most 12 x 12).
+    Returns:
+        The matplotlib Axes.
+    """
+    w, tokens, key_tokens = _check_matrix(weights, tokens, key_tokens)
+    ax = _axes(ax, (1.2 + 0.45 * w.shape[1], 1.0 + 0.4 * w.shape[0]))
+    masked = np.ma.masked_invalid(w)
+    im = ax.imshow(masked, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+    if tokens is not None:
+        ax.set_yticks(range(len(tokens)), tokens)
+    if key_tokens is not None:
+        ax.set_xticks(range(len(key_tokens)), key_tokens, rotation=45, ha="right")
+    ax.set_xlabel("key (attended to)")
+    ax.set_ylabel("query (attending)")
+    if title:
+        ax.set_title(title)
+    if annotate is None:
+        annotate = max(w.shape) <= 12
+    if annotate:
+        hi = np.nanmax(w) if vmax is None else vmax
+        for (i, j), val in np.ndenumerate(w):
+            if np.isfinite(val):
+                ax.text(j, i, format(val, fmt), ha="center", va="center", fontsize=7,
+                        color="black" if val > 0.6 * hi else "white")
+    if colorbar:
+        ax.figure.colorbar(im, ax=ax, shrink=0.8, label="weight")
+    return ax
+
+
+def head_grid(weights, tokens=None, key_tokens=None, *, ncols=4, fig=None, titles=None, suptitle=None,
+              annotate=False, cmap=CMAP):
+    """One heatmap per head, side by side, on a shared 0..1 colour scale.
+
+    Args:
+        weights: `(H, T, S)` per-head attention weights (drop the batch axis first).
+        titles: optional H panel titles (default "head 0", "head 1", ...).
+    Returns:
+        The Figure.
+    """
+    w = to_numpy(weights)
+    if w.ndim != 3:
+        raise ValueError(f"head_grid expects per-head weights (H, T, S), got shape {w.shape}")
+    H = w.shape[0]
+    ncols = min(ncols, H)
+    nrows = -(-H // ncols)
+    size = (0.3 * w.shape[2] + 1.2, 0.3 * w.shape[1] + 0.9)
+    if fig is None:
+        fig = plt.figure(figsize=(size[0] * ncols, size[1] * nrows), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+    for h, ax in enumerate(axes):
+        if h >= H:
+            ax.axis("off")
+            continue
+        attention_heatmap(w[h], tokens, key_tokens, ax=ax, annotate=annotate, colorbar=False, vmax=1.0, cmap=cmap,
+                          title=titles[h] if titles else f"head {h}")
+        if h % ncols:
+            ax.set_ylabel("")
+            ax.set_yticks([])
+        if h < H - ncols:
+            ax.set_xlabel("")
+    if suptitle:
+        fig.suptitle(suptitle)
+    return fig
+
+
+def encoding_heatmap(pe, *, ax=None, title="positional encoding", cmap=DIVERGING, colorbar=True):
+    """Heatmap of a positional encoding table: rows are positions, columns dimensions.
+
+    Args:
+        pe: `(n_positions, d_model)` array or tensor.
+    Returns:
+        The Axes.
+    """
+    pe = to_numpy(pe)
+    if pe.ndim != 2:
+        raise ValueError(f"pe must be a table (n_positions, d_model), got shape {pe.shape}")
+    ax = _axes(ax, (6, 4))
+    lim = max(float(np.abs(pe).max()), 1e-12)
+    im = ax.imshow(pe, cmap=cmap, vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
+    ax.set_xlabel("dimension")
+    ax.set_ylabel("position")
+    if title:
+        ax.set_title(title)
+    if colorbar:
+        ax.figure.colorbar(im, ax=ax, shrink=0.8, label="value")
+    return ax
+
+
+def attention_lines(weights, tokens, key_tokens=None, *, ax=None, title=None, color="#1b6ca8", min_weight=0.01):
+    """BertViz-style view: queries on the left, keys on the right, a line per pair whose
+    thickness and opacity grow with the attention weight.
+
+    Args:
+        weights: `(T, S)` one head's weights.
+        tokens: T query labels; `key_tokens`: S key labels (default `tokens`).
+        min_weight: lines below this weight are not drawn.
+    Returns:
+        The Axes.
+    """
+    w, tokens, key_tokens = _check_matrix(weights, tokens, key_tokens)
+    T, S = w.shape
+    ax = _axes(ax, (4, 0.35 * max(T, S) + 0.8))
+    n = max(T, S)
+    yq = np.linspace(0, n - 1, T)[::-1]
+    yk = np.linspace(0, n - 1, S)[::-1]
+    peak = max(float(np.nanmax(w)), 1e-12)
+    for i in range(T):
+        for j in range(S):
+            val = w[i, j]
+            if np.isfinite(val) and val >= min_weight:
+                ax.plot([0, 1], [yq[i], yk[j]], color=color, alpha=float(min(1.0, 0.15 + 0.85 * val / peak)),
+                        linewidth=0.5 + 4.0 * val, solid_capstyle="round")
+    for y, tok in zip(yq, tokens):
+        ax.text(-0.04, y, tok, ha="right", va="center")
+    for y, tok in zip(yk, key_tokens):
+        ax.text(1.04, y, tok, ha="left", va="center")
+    ax.set_xlim(-0.6, 1.6)
+    ax.set_ylim(-0.8, n - 0.2)
+    ax.set_xticks([0, 1], ["query", "key"])
+    ax.set_yticks([])
+    for side in ("left", "right", "top"):
+        ax.spines[side].set_visible(False)
+    if title:
+        ax.set_title(title)
+    return ax

@@ -1,0 +1,20 @@
+"""Interactive explorers for the lessons.
+
+Each explorer is a function returning an `Explorer` (an `ipywidgets.VBox`) with
+`controls` (name -> control widget) and `view` (an `ipywidgets.Image` holding the current
+picture as PNG bytes). Setting a control's value re-renders synchronously. No control
+ever offers a combination that raises.
+"""
+
+from ._base import Explorer
+from .attention import *  # noqa: F401,F403  lessons 01-03
+from .multihead import *  # noqa: F401,F403  lesson 04
+from .positional import *  # noqa: F401,F403  lesson 05
+from .masks import *  # noqa: F401,F403  lesson 06
+
+from . import attention as _attention, masks as _masks, multihead as _multihead, positional as _positional
+
+EXPLORERS = {name: getattr(mod, name) for mod in (_attention, _multihead, _positional, _masks) for name in mod.__all__}
+"""Every explorer function by name; the widget tests sweep all of them."""
+
+__all__ = ["Explorer", "EXPLORERS", *EXPLORERS]

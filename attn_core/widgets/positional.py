@@ -1,0 +1,3 @@
+"""Explorers (to be written)."""
+
+__all__ = []

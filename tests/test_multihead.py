@@ -1,0 +1,100 @@
+"""split/merge heads and MultiHeadAttention against torch.nn.MultiheadAttention."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose
+from torch import nn
+
+from attn_core import MultiHeadAttention, causal_mask, merge_heads, padding_mask, split_heads
+from conftest import ATOL32, ATOL64
+
+
+@given(B=st.integers(1, 3), T=st.integers(1, 5), H=st.sampled_from([1, 2, 3, 4]), d_head=st.integers(1, 4))
+def test_split_merge_roundtrip_and_head_slices(B, T, H, d_head):
+    x = torch.randn(B, T, H * d_head)
+    heads = split_heads(x, H)
+    assert heads.shape == (B, H, T, d_head)
+    for h in range(H):  # head h owns feature slice h*d_head:(h+1)*d_head
+        assert torch.equal(heads[:, h], x[..., h * d_head : (h + 1) * d_head])
+    assert torch.equal(merge_heads(heads), x)
+
+
+def test_split_heads_numpy_and_leading_dims():
+    x = np.arange(2 * 3 * 5 * 12, dtype=np.float64).reshape(2, 3, 5, 12)  # two batch dims
+    heads = split_heads(x, 4)
+    assert isinstance(heads, np.ndarray) and heads.shape == (2, 3, 4, 5, 3)
+    assert_allclose(heads, split_heads(torch.from_numpy(x), 4).numpy())
+    assert split_heads(np.zeros((5, 12)), 3).shape == (3, 5, 4)  # no batch dim
+    assert np.array_equal(merge_heads(heads), x)
+
+
+def make_pair(d_model, n_heads, bias=True, dtype=torch.float32, seed=0):
+    torch.manual_seed(seed)
+    ref = nn.MultiheadAttention(d_model, n_heads, bias=bias, batch_first=True, dtype=dtype)
+    if bias:  # torch initialises biases to zero; make them matter
+        with torch.no_grad():
+            ref.in_proj_bias.normal_()
+            ref.out_proj.bias.normal_()
+    return ref.eval(), MultiHeadAttention.from_torch(ref).eval()
+
+
+@pytest.mark.parametrize("d_model,n_heads", [(16, 1), (16, 4), (24, 3), (64, 8)])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("dtype,atol", [(torch.float32, ATOL32), (torch.float64, ATOL64)])
+def test_from_torch_self_attention_matches(d_model, n_heads, bias, dtype, atol):
+    ref, ours = make_pair(d_model, n_heads, bias, dtype)
+    x = torch.randn(3, 7, d_model, dtype=dtype)
+    out_ref, w_ref = ref(x, x, x, need_weights=True, average_attn_weights=False)
+    out, w = ours(x)
+    assert out.shape == (3, 7, d_model) and w.shape == (3, n_heads, 7, 7)
+    assert torch.allclose(out, out_ref, atol=atol, rtol=0)
+    assert torch.allclose(w, w_ref, atol=atol, rtol=0)
+
+
+@pytest.mark.parametrize("dtype,atol", [(torch.float32, ATOL32), (torch.float64, ATOL64)])
+def test_from_torch_cross_attention_with_masks_matches(dtype, atol):
+    ref, ours = make_pair(32, 4, dtype=dtype)
+    query, memory = torch.randn(2, 5, 32, dtype=dtype), torch.randn(2, 9, 32, dtype=dtype)
+    allowed = causal_mask(5, 9)
+    # torch's attn_mask is True where attention is BLOCKED: the opposite convention
+    out_ref, w_ref = ref(query, memory, memory, attn_mask=~allowed, need_weights=True, average_attn_weights=False)
+    out, w = ours(query, memory, memory, mask=allowed)
+    assert torch.allclose(out, out_ref, atol=atol, rtol=0) and torch.allclose(w, w_ref, atol=atol, rtol=0)
+    # padding: torch's key_padding_mask (B, S) True = padding
+    pad = padding_mask([9, 6], 9)
+    out_ref, w_ref = ref(query, memory, memory, key_padding_mask=~pad[:, 0, 0], need_weights=True, average_attn_weights=False)
+    out, w = ours(query, memory, memory, mask=pad)
+    assert torch.allclose(out, out_ref, atol=atol, rtol=0) and torch.allclose(w, w_ref, atol=atol, rtol=0)
+
+
+def test_gradients_match_torch():
+    ref, ours = make_pair(16, 4, dtype=torch.float64)
+    x = torch.randn(2, 5, 16, dtype=torch.float64)
+    ref(x, x, x, need_weights=False)[0].pow(2).sum().backward()
+    ours(x)[0].pow(2).sum().backward()
+    assert torch.allclose(ours.w_o.weight.grad, ref.out_proj.weight.grad, atol=ATOL64)
+    assert torch.allclose(ours.w_q.weight.grad, ref.in_proj_weight.grad[:16], atol=ATOL64)
+    assert torch.allclose(ours.w_v.weight.grad, ref.in_proj_weight.grad[32:], atol=ATOL64)
+
+
+def test_parameter_count_equals_torch_and_one_full_width_head():
+    for n_heads in (1, 2, 3, 4, 6, 12):
+        ours = MultiHeadAttention(768, n_heads)
+        n = sum(p.numel() for p in ours.parameters())
+        assert n == sum(p.numel() for p in nn.MultiheadAttention(768, n_heads).parameters())
+        assert n == 4 * (768 * 768 + 768)  # independent of the number of heads
+    assert MultiHeadAttention(768, 12).d_head == 64
+
+
+def test_rope_option_makes_scores_relative():
+    torch.manual_seed(0)
+    m = MultiHeadAttention(16, 2, rope=True)
+    x = torch.randn(1, 1, 16).repeat(1, 6, 1)  # the same token at every position
+    _, w = m(x)
+    s = torch.log(w[0, 0])  # log-weights = scores - logsumexp(row): equal offsets, equal score differences
+    assert torch.allclose(s[3, 2] - s[3, 1], s[4, 3] - s[4, 2], atol=1e-5)
+    _, w_norope = MultiHeadAttention(16, 2)(x)
+    assert torch.allclose(w_norope[0, 0], torch.full((6, 6), 1 / 6), atol=1e-6)  # identical tokens: uniform

@@ -1,0 +1,81 @@
+"""Speed of attn_core against PyTorch's own attention, measured in one run.
+
+    python benchmarks/bench_attention.py            # full table (about a minute)
+    python benchmarks/bench_attention.py --quick    # fewer repeats
+
+Prints median milliseconds and ratios (ours / PyTorch; below 1.0 means faster):
+- `MultiHeadAttention` vs `torch.nn.MultiheadAttention`, both returning per-head weights
+  (`need_weights=True, average_attn_weights=False`), forward only, under `no_grad`.
+- `scaled_dot_product_attention` (which returns the weights) vs PyTorch's fused
+  `F.scaled_dot_product_attention` (which does not, and may skip materialising them).
+- the numpy path vs the torch path of `scaled_dot_product_attention` (float32).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from attn_core import MultiHeadAttention, scaled_dot_product_attention
+
+SIZES = [  # (B, T, d_model, n_heads)
+    (1, 16, 64, 4),  # a classroom example
+    (4, 64, 128, 8),
+    (8, 128, 256, 8),
+    (8, 256, 512, 8),
+    (8, 512, 512, 8),
+]
+
+
+def median_ms(fn, repeats: int, min_seconds: float = 0.2) -> float:
+    """Median wall time of `fn()` in milliseconds, after a warm-up."""
+    for _ in range(3):
+        fn()
+    times = []
+    start = time.perf_counter()
+    while len(times) < repeats or (time.perf_counter() - start < min_seconds and len(times) < 50 * repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1000 * statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    args = parser.parse_args()
+    repeats = 5 if args.quick else 15
+    torch.manual_seed(0)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, forward under no_grad\n")
+    header = (f"{'B':>2} {'T':>4} {'d_model':>7} {'H':>2} | {'ours MHA':>9} {'nn.MHA':>9} {'ratio':>6} | "
+              f"{'ours SDPA':>9} {'F.sdpa':>9} {'ratio':>6} | {'numpy':>9} {'ratio':>6}")
+    print(header)
+    print("-" * len(header))
+    worst = 0.0
+    for B, T, d_model, H in SIZES:
+        ref = nn.MultiheadAttention(d_model, H, batch_first=True).eval()
+        ours = MultiHeadAttention.from_torch(ref).eval()
+        x = torch.randn(B, T, d_model)
+        q, k, v = (torch.randn(B, H, T, d_model // H) for _ in range(3))
+        qn, kn, vn = q.numpy(), k.numpy(), v.numpy()
+        with torch.no_grad():
+            t_ours = median_ms(lambda: ours(x), repeats)
+            t_ref = median_ms(lambda: ref(x, x, x, need_weights=True, average_attn_weights=False), repeats)
+            t_sdpa = median_ms(lambda: scaled_dot_product_attention(q, k, v), repeats)
+            t_fused = median_ms(lambda: F.scaled_dot_product_attention(q, k, v), repeats)
+            t_np = median_ms(lambda: scaled_dot_product_attention(qn, kn, vn), repeats)
+        worst = max(worst, t_ours / t_ref)
+        print(f"{B:>2} {T:>4} {d_model:>7} {H:>2} | {t_ours:9.3f} {t_ref:9.3f} {t_ours / t_ref:6.2f} | "
+              f"{t_sdpa:9.3f} {t_fused:9.3f} {t_sdpa / t_fused:6.2f} | {t_np:9.3f} {t_np / t_sdpa:6.2f}")
+    print(f"\nworst MultiHeadAttention / nn.MultiheadAttention ratio: {worst:.2f} (goal: within 1.30)")
+    print("numpy ratio = numpy path / torch path of attn_core's scaled_dot_product_attention")
+
+
+if __name__ == "__main__":
+    main()

@@ -16,7 +16,7 @@ import torch
 
 from ._arrays import array_namespace, check_array, check_positive_int, fmt_shape, is_bool
 
-__all__ = ["causal_mask", "padding_mask", "mask_to_bias"]
+__all__ = ["causal_mask", "padding_mask", "mask_to_bias", "sliding_window_mask"]
 
 
 def causal_mask(T: int, S: int | None = None, *, device=None):
@@ -108,3 +108,48 @@ def mask_to_bias(mask, dtype=None):
         dtype = torch.float32 if isinstance(mask, torch.Tensor) else np.float64
     zeros = xp.zeros(mask.shape, dtype=dtype, device=getattr(mask, "device", None))
     return xp.where(mask, zeros, xp.full_like(zeros, -math.inf))
+
+
+def sliding_window_mask(T: int, window: int, S: int | None = None, *, causal: bool = True, device=None):
+    r"""Boolean sliding-window (local) mask: query `i` sees only the `window` nearest keys.
+
+    With `causal=True` (Mistral-style), query `i` may attend to itself and the
+    `window - 1` keys before it:
+
+    .. math:: \mathrm{mask}_{ij} = [\, 0 \le (i + S - T) - j < w \,]
+
+    With `causal=False` (Longformer-style local attention), it sees keys within distance
+    `w - 1` on both sides:
+
+    .. math:: \mathrm{mask}_{ij} = [\, |(i + S - T) - j| < w \,]
+
+    As in `causal_mask`, queries are aligned to the *end* of the keys when `S > T`. A
+    causal window of `w >= S` is exactly `causal_mask(T, S)`, and the causal window is
+    the causal mask `&` the two-sided window.
+
+    Args:
+        T: number of queries.
+        window: `w`, the number of keys a query may see on each side (itself included); >= 1.
+        S: number of keys (default `T`).
+        causal: block the future as well (default True).
+
+    Returns:
+        torch.bool tensor `(T, S)`.
+
+    >>> sliding_window_mask(4, 2).int()
+    tensor([[1, 0, 0, 0],
+            [1, 1, 0, 0],
+            [0, 1, 1, 0],
+            [0, 0, 1, 1]], dtype=torch.int32)
+    """
+    T = check_positive_int(T, "T")
+    window = check_positive_int(window, "window")
+    S = T if S is None else check_positive_int(S, "S")
+    if not isinstance(causal, bool):
+        raise TypeError(f"causal must be True or False, got {causal!r} ({type(causal).__name__})")
+    i = torch.arange(T, device=device)[:, None] + (S - T)  # (T, 1) query positions, aligned to the end
+    j = torch.arange(S, device=device)[None, :]  # (1, S) key positions
+    distance = i - j  # (T, S), > 0 for keys in the past
+    if causal:
+        return (distance >= 0) & (distance < window)  # (T, S)
+    return distance.abs() < window  # (T, S)

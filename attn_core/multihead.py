@@ -14,7 +14,7 @@ from ._arrays import array_namespace, check_array, check_positive_int, fmt_shape
 from .attention import scaled_dot_product_attention
 from .positional.rope import apply_rope
 
-__all__ = ["split_heads", "merge_heads", "MultiHeadAttention"]
+__all__ = ["split_heads", "merge_heads", "MultiHeadAttention", "parameter_count", "matmul_flops"]
 
 
 def _check_divisible(d_model: int, n_heads: int) -> None:
@@ -41,10 +41,8 @@ def split_heads(x, n_heads: int):
     n_heads = check_positive_int(n_heads, "n_heads")
     *lead, T, d_model = x.shape
     _check_divisible(d_model, n_heads)
-    xp = array_namespace(x)
-    x = xp.reshape(x, (*lead, T, n_heads, d_model // n_heads))  # (B, T, d_model) -> (B, T, H, d_head)
-    n = len(lead)
-    return xp.permute_dims(x, (*range(n), n + 1, n, n + 2))  # (B, T, H, d_head) -> (B, H, T, d_head)
+    x = x.reshape(*lead, T, n_heads, d_model // n_heads)  # (B, T, d_model) -> (B, T, H, d_head)
+    return x.swapaxes(-3, -2)  # (B, T, H, d_head) -> (B, H, T, d_head)
 
 
 def merge_heads(x):
@@ -54,10 +52,60 @@ def merge_heads(x):
     """
     check_array(x, "x", min_ndim=3, expected="(B, H, T, d_head)")
     *lead, H, T, d_head = x.shape
-    xp = array_namespace(x)
-    n = len(lead)
-    x = xp.permute_dims(x, (*range(n), n + 1, n, n + 2))  # (B, H, T, d_head) -> (B, T, H, d_head)
-    return xp.reshape(x, (*lead, T, H * d_head))  # (B, T, H, d_head) -> (B, T, d_model)
+    x = x.swapaxes(-3, -2)  # (B, H, T, d_head) -> (B, T, H, d_head)
+    return x.reshape(*lead, T, H * d_head)  # (B, T, H, d_head) -> (B, T, d_model)
+
+
+def parameter_count(d_model: int, n_heads: int, bias: bool = True) -> int:
+    r"""Number of parameters of `MultiHeadAttention(d_model, n_heads, bias)`.
+
+    .. math:: 4\, d_\mathrm{model}^2 + 4\, d_\mathrm{model} \;[\text{biases}]
+
+    Four `d_model x d_model` projections (`w_q, w_k, w_v, w_o`), each with a bias of
+    `d_model` when `bias`. Head `h` uses `d_head` columns of `w_q`, `w_k`, `w_v`, so
+    `n_heads` heads cost `n_heads * 3 * d_model * d_head = 3 * d_model**2`: the count does
+    not depend on `n_heads` (which must still divide `d_model`).
+
+    >>> parameter_count(768, 12)
+    2362368
+    """
+    d_model = check_positive_int(d_model, "d_model")
+    n_heads = check_positive_int(n_heads, "n_heads")
+    _check_divisible(d_model, n_heads)
+    if not isinstance(bias, bool):
+        raise TypeError(f"bias must be True or False, got {bias!r} ({type(bias).__name__})")
+    return 4 * d_model * d_model + (4 * d_model if bias else 0)
+
+
+def matmul_flops(T: int, d_model: int, n_heads: int, S: int | None = None) -> int:
+    r"""Matrix-multiplication FLOPs of one `MultiHeadAttention` forward pass, one sequence.
+
+    .. math:: 2\,(\underbrace{T d^2}_{w_q} + \underbrace{2 S d^2}_{w_k,\,w_v}
+              + \underbrace{H\,T S\,d_\mathrm{head}}_{q k^\top}
+              + \underbrace{H\,T S\,d_\mathrm{head}}_{\mathrm{weights}\,v}
+              + \underbrace{T d^2}_{w_o}), \qquad H\,d_\mathrm{head} = d
+
+    counting 2 FLOPs per multiply-add, as `torch.utils.flop_counter.FlopCounterMode`
+    does. Since `H * d_head = d_model`, the result does not depend on `n_heads`. Not
+    counted (they are not matrix products): the scaling, bias additions and the softmax,
+    whose work *does* grow with `n_heads` (it runs over `H * T * S` scores).
+
+    Args:
+        T: number of queries; `S`: number of keys and values (default `T`, self-attention).
+        d_model: model width; `n_heads` must divide it.
+
+    >>> matmul_flops(10, 768, 12)
+    47493120
+    """
+    T = check_positive_int(T, "T")
+    S = T if S is None else check_positive_int(S, "S")
+    d_model = check_positive_int(d_model, "d_model")
+    n_heads = check_positive_int(n_heads, "n_heads")
+    _check_divisible(d_model, n_heads)
+    d_head = d_model // n_heads
+    projections = T * d_model * d_model + 2 * S * d_model * d_model + T * d_model * d_model
+    attention = 2 * n_heads * T * S * d_head  # scores and weighted sum of values
+    return 2 * (projections + attention)
 
 
 class MultiHeadAttention(nn.Module):

@@ -14,7 +14,7 @@ import matplotlib
 import numpy as np
 import torch
 
-__all__ = ["setup", "show_source"]
+__all__ = ["setup", "show_source", "check_environment"]
 
 
 def setup(seed: int = 0) -> None:
@@ -40,3 +40,108 @@ def show_source(obj):
     from IPython.display import Code
 
     return Code(inspect.getsource(obj), language="python")
+
+
+# Minimum versions the course is tested with (pyproject.toml pins the ranges; requirements.txt the exact versions).
+_REQUIREMENTS = (
+    # (distribution name, import name, minimum, below this major version, what it is for)
+    ("torch", "torch", (2, 4), None, "tensors and the reference attention"),
+    ("numpy", "numpy", (2, 0), None, "arrays"),
+    ("matplotlib", "matplotlib", (3, 8), None, "figures"),
+    ("ipywidgets", "ipywidgets", (8, 1), 9, "sliders and menus"),
+    ("array-api-compat", "array_api_compat", (1, 9), None, "one code path for numpy and torch"),
+)
+_FIX = "run `make setup` in the repository folder (or `pip install -r requirements.txt`), then restart the kernel"
+
+
+def _installed_version(distribution: str) -> str | None:
+    """The installed version of a distribution, or None if it is not installed."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _major_minor(version: str) -> tuple[int, int]:
+    import re
+
+    match = re.match(r"(\d+)(?:\.(\d+))?", version)
+    if not match:
+        raise ValueError(f"cannot read a version number from {version!r}")
+    return int(match.group(1)), int(match.group(2) or 0)
+
+
+def check_environment(*, show_versions: bool = False, verbose: bool = True) -> list[str]:
+    """Check what the course needs and say clearly what is missing.
+
+    Checks the Python version, the packages (installed, recent enough), that `attn_core`
+    imports with its widgets and exercises and computes attention equal to PyTorch's,
+    and whether the JupyterLab widget front-end package is present. Prints one line per
+    check: "OK ..." or "MISSING ..." with the fix; the lines carry no version numbers unless
+    `show_versions=True`, so a notebook's stored output is the same on every machine.
+
+    Returns:
+        The list of problems (empty when everything is in place). The widget front-end
+        only gets a hint, not a problem: JupyterLab may run from another environment.
+    """
+    import sys
+
+    lines: list[str] = []
+    problems: list[str] = []
+
+    def ok(text: str, version: str | None = None) -> None:
+        lines.append(f"OK       {text}" + (f" ({version})" if show_versions and version else ""))
+
+    def missing(text: str) -> None:
+        problems.append(text)
+        lines.append(f"MISSING  {text}")
+
+    if sys.version_info >= (3, 11):
+        ok("Python 3.11 or newer", sys.version.split()[0])
+    else:
+        missing(f"Python 3.11 or newer is needed, this kernel runs Python {sys.version.split()[0]}: "
+                "create the environment with python3.11 (`make setup PYTHON=python3.11`)")
+
+    for dist, module, minimum, below_major, purpose in _REQUIREMENTS:
+        need = f"{dist} >= {minimum[0]}.{minimum[1]}" + (f", < {below_major}" if below_major else "")
+        version = _installed_version(dist)
+        if version is None:
+            missing(f"{need} ({purpose}) is not installed: {_FIX}")
+            continue
+        found = _major_minor(version)
+        if found < minimum or (below_major is not None and found[0] >= below_major):
+            missing(f"{need} ({purpose}) is needed, found {version}: {_FIX}")
+        else:
+            ok(f"{need} ({purpose})", version)
+
+    try:
+        import torch.nn.functional as F
+
+        from . import __version__, scaled_dot_product_attention
+        from . import exercises, widgets  # noqa: F401  they import ipywidgets and every lesson module
+
+        gen = torch.Generator().manual_seed(0)
+        q, k, v = (torch.randn(1, 2, 4, 8, generator=gen) for _ in range(3))
+        out, _ = scaled_dot_product_attention(q, k, v)
+        if not torch.allclose(out, F.scaled_dot_product_attention(q, k, v), atol=1e-5):
+            raise RuntimeError("attn_core's attention differs from torch.nn.functional.scaled_dot_product_attention")
+    except Exception as err:  # report, don't crash: the learner needs the message, not a traceback
+        missing(f"attn_core with its widgets and exercises does not work ({type(err).__name__}: {err}): {_FIX}")
+    else:
+        ok("attn_core imports (with widgets and exercises) and matches PyTorch's attention", __version__)
+
+    front_end = _installed_version("jupyterlab_widgets")
+    if front_end is not None:
+        ok("widget front-end for JupyterLab (jupyterlab_widgets)", front_end)
+    else:
+        lines.append("HINT     jupyterlab_widgets is not installed in this kernel's environment. If the sliders below "
+                     "show as text such as 'FloatSlider(...)' instead of sliders, run `pip install "
+                     "jupyterlab_widgets` where JupyterLab runs and reload the page.")
+
+    lines.append("All set: the course can run here." if not problems else
+                 f"{len(problems)} problem(s) above; fix them, restart the kernel and run this cell again.")
+    if verbose:
+        print("\n".join(lines))
+    return problems

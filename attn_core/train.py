@@ -1,0 +1,152 @@
+"""Training and evaluating the tiny transformer on a toy task, on the CPU, deterministically.
+
+`train` draws every batch from a `torch.Generator` seeded with `seed` and runs on one
+thread (so the order of floating-point sums, and hence every number, is the same on each
+run); the model's initial weights come from whatever seeded it (call `torch.manual_seed`
+before building it). Same seed, same model, same task: the same history, bit for bit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from ._arrays import check_positive_int
+from .tasks import IGNORE_INDEX
+
+__all__ = ["History", "accuracy", "train", "evaluate"]
+
+
+@dataclass
+class History:
+    """What happened during training, one entry per step: the batch's loss and accuracy."""
+
+    loss: list[float] = field(default_factory=list)
+    accuracy: list[float] = field(default_factory=list)
+
+    @property
+    def steps(self) -> list[int]:
+        return list(range(1, len(self.loss) + 1))
+
+    def smoothed(self, name: str = "accuracy", window: int = 25) -> list[float]:
+        """A running mean of `loss` or `accuracy` over the last `window` steps (for plots)."""
+        values = getattr(self, name)
+        window = check_positive_int(window, "window")
+        out, total = [], 0.0
+        for i, v in enumerate(values):
+            total += v - (values[i - window] if i >= window else 0.0)
+            out.append(total / min(i + 1, window))
+        return out
+
+
+def accuracy(logits, targets) -> float:
+    """Fraction of the asked positions (`targets != IGNORE_INDEX`) where the arg-max is right.
+
+    Args:
+        logits: `(B, T, vocab_size)`; targets: integer `(B, T)`.
+    """
+    if logits.shape[:-1] != targets.shape:
+        raise ValueError(f"logits (B, T, vocab_size) and targets (B, T) disagree: {tuple(logits.shape)} vs {tuple(targets.shape)}")
+    asked = targets != IGNORE_INDEX  # (B, T)
+    if not asked.any():
+        raise ValueError("targets asks for nothing: every entry is IGNORE_INDEX")
+    correct = logits.argmax(dim=-1) == targets  # (B, T)
+    return correct[asked].float().mean().item()
+
+
+@contextlib.contextmanager
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _lr_factor(step: int, steps: int, warmup: int) -> float:
+    """Linear warm-up, then a cosine decay to a tenth of the peak."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, steps - warmup)
+    return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def train(model: nn.Module, task, *, steps: int, batch_size: int = 64, lr: float = 3e-3, weight_decay: float = 0.0,
+          warmup: int | None = None, seed: int = 0, progress: bool = True, desc: str | None = None, **sample_kwargs) -> History:
+    r"""Train `model` on fresh batches of `task` with AdamW and cross-entropy on the asked positions.
+
+    .. math:: \mathcal{L} = -\frac{1}{|A|} \sum_{(b,t) \in A} \log p_\theta(\mathrm{target}_{b,t} \mid \mathrm{tokens}_{b, \le t})
+
+    over the asked positions `A` (targets that are not `IGNORE_INDEX`). The learning rate
+    warms up linearly over `warmup` steps (default 5 % of `steps`) and then decays along a
+    cosine to `lr / 10`.
+
+    Args:
+        model: maps `tokens (B, T)` to `logits (B, T, vocab_size)` (e.g. `TinyTransformer`).
+        task: has `sample(batch_size, generator=..., **sample_kwargs) -> Batch`.
+        steps: number of optimisation steps, one fresh batch each.
+        seed: seeds the batches' generator.
+        progress: show a `tqdm` progress bar.
+
+    Returns:
+        A `History` of the per-step loss and accuracy. `model` is trained in place and left
+        in eval mode.
+    """
+    steps = check_positive_int(steps, "steps")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    if not lr > 0:
+        raise ValueError(f"lr must be > 0, got {lr}")
+    if not hasattr(task, "sample"):
+        raise TypeError(f"task must have a sample(batch_size, generator=...) method, got {type(task).__name__}")
+    warmup = max(1, steps // 20) if warmup is None else check_positive_int(warmup, "warmup")
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(step, steps, warmup))
+    history = History()
+    model.train()
+    with _one_thread():
+        bar = tqdm(range(steps), desc=desc, disable=not progress, mininterval=0.5)
+        for _ in bar:
+            batch = task.sample(batch_size, generator=generator, **sample_kwargs)
+            logits = model(batch.tokens)  # (B, T, vocab_size)
+            loss = F.cross_entropy(logits.flatten(0, 1), batch.targets.flatten(), ignore_index=IGNORE_INDEX)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            history.loss.append(loss.item())
+            history.accuracy.append(accuracy(logits.detach(), batch.targets))
+            bar.set_postfix(loss=f"{history.loss[-1]:.3f}", acc=f"{history.accuracy[-1]:.2f}", refresh=False)
+    model.eval()
+    return history
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, task, *, n_sequences: int = 512, batch_size: int = 256, seed: int = 1234, **sample_kwargs) -> float:
+    """Accuracy of `model` on `n_sequences` fresh sequences of `task` (held out by `seed`).
+
+    Extra keyword arguments go to `task.sample`, e.g. `n_sentences=16` to test a
+    `WhoDidWhatTask` model on sequences twice as long as it was trained on.
+    """
+    n_sequences = check_positive_int(n_sequences, "n_sequences")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    generator = torch.Generator().manual_seed(seed)
+    was_training = model.training
+    model.eval()
+    correct = asked = 0
+    with _one_thread():
+        for start in range(0, n_sequences, batch_size):
+            batch = task.sample(min(batch_size, n_sequences - start), generator=generator, **sample_kwargs)
+            logits = model(batch.tokens)  # (B, T, vocab_size)
+            mask = batch.targets != IGNORE_INDEX
+            correct += (logits.argmax(dim=-1) == batch.targets)[mask].sum().item()
+            asked += mask.sum().item()
+    model.train(was_training)
+    return correct / asked

@@ -129,11 +129,17 @@ def train(model: nn.Module, task, *, steps: int, batch_size: int = 64, lr: float
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, task, *, n_sequences: int = 512, batch_size: int = 256, seed: int = 1234, **sample_kwargs) -> float:
+def evaluate(model: nn.Module, task, *, n_sequences: int = 512, batch_size: int = 256, seed: int = 1234,
+             by_position: bool = False, **sample_kwargs):
     """Accuracy of `model` on `n_sequences` fresh sequences of `task` (held out by `seed`).
 
     Extra keyword arguments go to `task.sample`, e.g. `n_sentences=16` to test a
     `WhoDidWhatTask` model on sequences twice as long as it was trained on.
+
+    Returns:
+        The fraction of asked positions answered right (a float), or with
+        `by_position=True` a numpy array `(T,)` of the accuracy at each position (`nan`
+        where nothing is asked).
     """
     n_sequences = check_positive_int(n_sequences, "n_sequences")
     batch_size = check_positive_int(batch_size, "batch_size")
@@ -145,8 +151,11 @@ def evaluate(model: nn.Module, task, *, n_sequences: int = 512, batch_size: int 
         for start in range(0, n_sequences, batch_size):
             batch = task.sample(min(batch_size, n_sequences - start), generator=generator, **sample_kwargs)
             logits = model(batch.tokens)  # (B, T, vocab_size)
-            mask = batch.targets != IGNORE_INDEX
-            correct += (logits.argmax(dim=-1) == batch.targets)[mask].sum().item()
-            asked += mask.sum().item()
+            mask = batch.targets != IGNORE_INDEX  # (B, T)
+            right = (logits.argmax(dim=-1) == batch.targets) & mask  # (B, T)
+            correct = correct + right.sum(dim=0)  # (T,)
+            asked = asked + mask.sum(dim=0)  # (T,)
     model.train(was_training)
-    return correct / asked
+    if by_position:
+        return (correct.double() / asked.double()).numpy()  # (T,), nan where asked == 0
+    return correct.sum().item() / asked.sum().item()

@@ -45,6 +45,9 @@ def _nan_problem(fn: Callable, case: Case) -> str | None:
 def _run(exercise: str, fn: Callable, cases: list[Case], hint: str, *, boolean: bool = False) -> Result:
     """`run_checks` with two additions: a clearer message when the learner's output holds
     nan, and (with `boolean`) one last case: the mask must be boolean, not 0/1 numbers."""
+    if not callable(fn):
+        raise TypeError(f"check_{exercise} expects your function itself, as in check_{exercise}({exercise}), "
+                        f"got {type(fn).__name__} {fn!r}")
     n = len(cases) + int(boolean)
     first = run_checks(exercise, fn, cases, hint, verbose=False)
     if not first.attempted:

@@ -213,7 +213,7 @@ def weighted_average_explorer(weight_on_cat: float = 0.7) -> Explorer:
     mat = (0, 1). The output is `w * cat + (1 - w) * mat`, the smallest attention there is.
     """
     weight_on_cat = _check_number(weight_on_cat, "weight_on_cat", 0.0, 1.0)
-    controls = {"weight_on_cat": W.FloatSlider(value=round(weight_on_cat / 0.05) * 0.05, min=0.0, max=1.0,
+    controls = {"weight_on_cat": W.FloatSlider(value=round(round(weight_on_cat / 0.05) * 0.05, 2), min=0.0, max=1.0,
                                                step=0.05, description="weight on cat", readout_format=".2f",
                                                style={"description_width": "initial"})}
     return Explorer(controls, _render_weighted_average, caption="A weighted average of two word vectors")

@@ -108,22 +108,12 @@ def _tile(weights: np.ndarray, ncols: int, gap_x: int, gap_y: int) -> np.ndarray
 _CMAP = matplotlib.colormaps[CMAP].with_extremes(bad="white")  # blank gaps between tiles
 
 
-def _label(ax, positions, labels, *, axis: str, fontsize: float, rotation: float = 0.0) -> None:
-    """Token labels along an axis as plain texts: much cheaper to draw than tick objects."""
-    if axis == "y":
-        for y, text in zip(positions, labels):
-            ax.text(-0.01, y, text, transform=ax.get_yaxis_transform(), ha="right", va="center", fontsize=fontsize)
-    else:
-        for x, text in zip(positions, labels):
-            ax.text(x, -0.015, text, transform=ax.get_xaxis_transform(), ha="center", va="top", fontsize=fontsize,
-                    rotation=rotation)
-
-
 def render_heads(d_model: int = 48, n_heads: int = 4, seed: int = 0, query: int = 1, tokens=TOKENS):
     """The explorer's picture: every head's pattern tiled in one image (head 0 top left,
-    the query's row outlined in each), and on the right the query's row in every head.
+    the query's row outlined in each) and, on the right, the query's row in every head.
 
-    One `imshow` for all heads and plain texts instead of tick objects keep an update fast.
+    Drawn fast: one axes spanning the figure in pixel units, one image for all heads, plain
+    texts (no tick machinery, no title layout), a hand-drawn colour bar.
     """
     tokens = _check_tokens(tokens)
     T = len(tokens)
@@ -133,33 +123,58 @@ def render_heads(d_model: int = 48, n_heads: int = 4, seed: int = 0, query: int 
     H = w.shape[0]
     ncols = math.ceil(math.sqrt(H))
     nrows = -(-H // ncols)
-    gap_x, gap_y = 1, 2  # the blank rows above each tile hold its "head h" label
-    row0 = [gap_y + r * (T + gap_y) for r in range(nrows)]  # first canvas row of each tile row
-    col0 = [c * (T + gap_x) for c in range(ncols)]  # first canvas column of each tile column
+    gap_x, gap_y = 1, 2  # blank cells between tiles; the rows above a tile hold its head number
+    canvas = _tile(w, ncols, gap_x, gap_y)  # (nrows * (T + gap_y), ncols * (T + gap_x) - gap_x)
 
-    fig = new_figure(figsize=(10.5, 5.0))
-    ax = fig.add_axes((0.08, 0.04, 0.5, 0.84))
-    ax.imshow(_CMAP(_tile(w, ncols, gap_x, gap_y)), interpolation="nearest", aspect="equal")  # RGBA: NaN gaps white
+    width, height = 840, 440  # pixels at dpi 80: data units below are pixels, y pointing down
+    fig = new_figure(figsize=(width / 80, height / 80), dpi=80)
+    ax = fig.add_axes((0, 0, 1, 1))
     ax.set_axis_off()
-    fontsize = 9 if nrows <= 2 else 7
-    _label(ax, [row0[0] + i for i in range(T)], tokens, axis="y", fontsize=fontsize)
+    fs = 9 if nrows <= 2 else 7
+
+    # left: all heads, one RGBA image (NaN gaps -> white)
+    cell = min(380 / canvas.shape[1], 330 / canvas.shape[0])
+    x0, y0 = 75.0, 48.0
+    ax.imshow(_CMAP(canvas), extent=(x0, x0 + cell * canvas.shape[1], y0 + cell * canvas.shape[0], y0),
+              interpolation="nearest", aspect="auto")
+    bottom = y0 + cell * canvas.shape[0]
+    for i, token in enumerate(tokens):  # queries beside the first tile row, keys below the first tile column
+        ax.text(x0 - 4, y0 + (gap_y + i + 0.5) * cell, token, ha="right", va="center", fontsize=fs)
+        ax.text(x0 + (i + 0.5) * cell, bottom + 3, token, ha="center", va="top", rotation=90, fontsize=fs)
     for h in range(H):
         r, c = divmod(h, ncols)
-        ax.text(col0[c] + (T - 1) / 2, row0[r] - 1.1, str(h), ha="center", va="center", fontsize=fontsize)
-        ax.add_patch(Rectangle((col0[c] - 0.5, row0[r] + query - 0.5), T, 1, fill=False, edgecolor="#e8000b",
-                               linewidth=1.2))
-    ax.set_title("every head (number above): rows = queries, columns = keys", fontsize=10)
+        left, top = x0 + c * (T + gap_x) * cell, y0 + (gap_y + r * (T + gap_y)) * cell
+        ax.text(left + T * cell / 2, top - 0.9 * cell, str(h), ha="center", va="center", fontsize=fs)
+        ax.add_patch(Rectangle((left, top + query * cell), T * cell, cell, fill=False, edgecolor="#e8000b",
+                               linewidth=1.3))
+    ax.text(x0 + cell * canvas.shape[1] / 2, y0 - 8, f"{H} head{'s' if H > 1 else ''} (number above each): "
+            "rows = queries, columns = keys", ha="center", va="bottom", fontsize=10)
 
-    ax2 = fig.add_axes((0.66, 0.3, 0.27, 0.58))
-    im = ax2.imshow(w[:, query, :], cmap=_CMAP, vmin=0.0, vmax=1.0, interpolation="nearest", aspect="auto")
-    ax2.set_axis_off()
-    _label(ax2, range(T), tokens, axis="x", fontsize=9, rotation=90)
-    _label(ax2, range(H), [str(h) for h in range(H)], axis="y", fontsize=8)
-    ax2.set_title(f"where '{tokens[query]}' looks, per head", fontsize=10)
-    cbar = fig.colorbar(im, cax=fig.add_axes((0.945, 0.3, 0.012, 0.58)), ticks=[0, 0.5, 1])
-    cbar.ax.tick_params(labelsize=8)
-    fig.text(0.5, 0.975, f"d_model = {d_model} = {H} heads x d_head {d_model // H}   (random weights, seed {seed})",
-             ha="center", va="top", fontsize=11)
+    # right: the query's row in every head
+    rx0, rx1, ry0, ry1 = 560.0, 760.0, 60.0, 300.0
+    ax.imshow(_CMAP(w[:, query, :]), extent=(rx0, rx1, ry1, ry0), interpolation="nearest", aspect="auto")
+    cw, ch = (rx1 - rx0) / T, (ry1 - ry0) / H
+    for j, token in enumerate(tokens):
+        ax.text(rx0 + (j + 0.5) * cw, ry1 + 4, token, ha="center", va="top", rotation=90, fontsize=9)
+    step = 1 if H <= 8 else 2
+    for h in range(0, H, step):
+        ax.text(rx0 - 4, ry0 + (h + 0.5) * ch, f"head {h}" if H <= 8 else str(h), ha="right", va="center", fontsize=8)
+    ax.text((rx0 + rx1) / 2, ry0 - 8, f"where '{tokens[query]}' (row {query}) looks, per head", ha="center",
+            va="bottom", fontsize=10)
+
+    # colour bar: 0 at the bottom, 1 at the top
+    bx0, bx1 = 778.0, 788.0
+    ax.imshow(_CMAP(np.linspace(1, 0, 128)[:, None]), extent=(bx0, bx1, ry1, ry0), interpolation="nearest",
+              aspect="auto")
+    ax.add_patch(Rectangle((bx0, ry0), bx1 - bx0, ry1 - ry0, fill=False, edgecolor="black", linewidth=0.6))
+    for value in (0.0, 0.5, 1.0):
+        ax.text(bx1 + 4, ry1 - value * (ry1 - ry0), f"{value:g}", ha="left", va="center", fontsize=8)
+    ax.text(bx1 + 34, (ry0 + ry1) / 2, "weight", rotation=90, ha="center", va="center", fontsize=8)
+
+    ax.text(width / 2, 6, f"d_model = {d_model} = {H} head{'s' if H > 1 else ''} x d_head {d_model // H}   "
+            f"(random weights, seed {seed})", ha="center", va="top", fontsize=11)
+    ax.set_xlim(0, width)
+    ax.set_ylim(height, 0)
     return fig
 
 

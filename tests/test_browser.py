@@ -1,0 +1,242 @@
+"""The multi-head lesson in a real JupyterLab, in a real Chromium.
+
+What a learner on Binder or on a laptop does: open notebooks/04_multi_head_attention.ipynb,
+run all cells, use the explorer. JupyterLab runs from this environment on 127.0.0.1 (no
+token); Debian's Chromium is driven by Playwright. The test checks, in the page:
+
+1. as committed (trusted, as binder/postBuild trusts the notebooks), the explorers show
+   their saved pictures before anything runs;
+2. after Run All: no cell shows an error, every widget output is rendered (no empty box,
+   no plain-text repr, no "Error displaying widget", no "model not found");
+3. choosing another `n_heads` in the multi-head explorer changes the picture, and
+   choosing another `d_model` re-offers only head counts that divide it;
+4. nothing was fetched from outside 127.0.0.1 (no CDN: the course works offline).
+
+The `test_harness_*` tests run the same checks on small notebooks built to fail (a widget
+that does not react, a widget view whose model is missing, a cell that raises, an
+untrusted notebook) and assert that the checks catch each one, so a pass above means
+something. A failing test leaves a screenshot and the server log in
+test-artifacts/browser/. Run alone with `python -m pytest -m browser`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from browser_util import CHROMIUM, Lab, chromium, jupyterlab_server, loopback_page
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+LESSON = "notebooks/04_multi_head_attention.ipynb"
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        reason = f"{CHROMIUM} is missing (Debian package 'chromium'; .ci/run installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(reason + ": the browser test must run in CI")
+        pytest.skip(reason)
+    with chromium() as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
+def lab_root(tmp_path_factory) -> Path:
+    """A copy of the course (so nothing JupyterLab saves touches the repository) and the
+    control notebooks."""
+    root = tmp_path_factory.mktemp("lab-root")
+    shutil.copytree(ROOT / "notebooks", root / "notebooks", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    write_controls(root / "controls")
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(lab_root):
+    with jupyterlab_server(lab_root) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def lab(browser, server):
+    """One JupyterLab page for the module: loading JupyterLab's front-end is the slow part."""
+    with loopback_page(browser) as page:
+        yield Lab(page, server)
+
+
+@contextlib.contextmanager
+def notebook(lab: Lab, path: str, name: str):
+    """Open `path`; on leaving, close it and stop its kernel. On any failure, leave a
+    screenshot of the page and the server's log in test-artifacts/browser/."""
+    lab.page.console_errors.clear()
+    try:
+        lab.open_notebook(path)
+        yield lab
+    except BaseException:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(Exception):
+            lab.page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+        with contextlib.suppress(Exception):
+            (ARTIFACTS / f"{name}-jupyterlab.log").write_text(lab.server.log_tail(400))
+        print(f"evidence: {ARTIFACTS / name}.png and {name}-jupyterlab.log")
+        raise
+    finally:
+        with contextlib.suppress(Exception):
+            lab.close_notebook()
+
+
+# ---------------------------------------------------------------------------------------
+
+def test_multihead_lesson_runs_and_its_explorer_reacts(lab, lab_root):
+    start = time.monotonic()
+    assert (lab_root / LESSON).exists(), f"{LESSON} is missing"
+    lab.server.trust(lab_root / LESSON)
+    with notebook(lab, LESSON, "multihead"):
+        opened = time.monotonic() - start
+
+        # 1. Before running anything, the committed explorers show their saved pictures.
+        saved_views = lab.widget_view_count()
+        assert saved_views > 0, "the committed lesson has no widget outputs (is it executed and saved?)"
+        assert lab.widget_problems() == [], "the saved widget state does not render"
+
+        # 2. Run All: no errors, every widget rendered.
+        run_seconds = lab.run_all(timeout=900)
+        assert lab.cell_errors() == []
+        assert lab.widget_view_count() >= saved_views
+        assert lab.widget_problems() == []
+
+        # 3. The multi-head explorer reacts to n_heads (and d_model re-offers divisors).
+        explorers = lab.explorers("d_model", "n_heads")
+        assert explorers.count() >= 1, "no explorer with d_model and n_heads controls on the page"
+        explorer = explorers.first
+        picture = lab.image_fingerprint(explorer)
+        changed = lab.set_control(explorer, "n_heads")
+        picture = lab.wait_for_new_image(explorer, picture)
+
+        d_model_options = lab.options(explorer, "d_model")
+        target = next(o for o in ("24", "12", "96") if o in d_model_options)
+        lab.set_control(explorer, "d_model", to=target)
+        picture = lab.wait_for_new_image(explorer, picture)
+        heads = [int(h) for h in lab.options(explorer, "n_heads")]
+        assert heads and all(int(target) % h == 0 for h in heads), f"d_model={target} offers n_heads {heads}"
+        lab.set_control(explorer, "n_heads")
+        lab.wait_for_new_image(explorer, picture)
+        assert lab.widget_problems(settle=5) == []
+
+        # 4. Everything came from the local server.
+        assert lab.page.blocked_requests == [], f"requests left 127.0.0.1: {lab.page.blocked_requests[:5]}"
+
+    total = time.monotonic() - start
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    timing = {"open_s": round(opened, 1), "run_all_s": round(run_seconds, 1), "total_s": round(total, 1),
+              "widget_views": saved_views, "first_change": changed}
+    (ARTIFACTS / "timing.json").write_text(json.dumps(timing, indent=1) + "\n")
+    print(f"multi-head lesson in Chromium: {timing}")
+
+
+# ---------------------------------------------------------------------------------------
+# The checks above must fail when something is wrong: the same checks on notebooks built to
+# fail in one way each.
+
+EXPLORER = '''\
+import io
+import ipywidgets as W
+from matplotlib.figure import Figure
+
+def picture(n_heads):
+    fig = Figure(figsize=(3, 2), dpi=60)
+    ax = fig.add_subplot()
+    ax.bar(range(n_heads), range(1, n_heads + 1))
+    ax.set_title(f"{n_heads} heads")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+n_heads = W.Dropdown(options=[1, 2, 3, 4, 6], value=2, description="n_heads")
+view = W.Image(value=picture(2), format="png")
+REACTS = True
+n_heads.observe(lambda change: REACTS and setattr(view, "value", picture(change["new"])), names="value")
+W.VBox([n_heads, view])
+'''
+MISSING_MODEL = '''\
+from IPython.display import display
+display({"application/vnd.jupyter.widget-view+json": {"model_id": "0" * 32, "version_major": 2, "version_minor": 0}}, raw=True)
+'''
+
+
+def write_controls(folder: Path) -> None:
+    folder.mkdir(parents=True)
+
+    def write(name, *cells, execute=False):
+        nb = nbformat.v4.new_notebook()
+        nb.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+        nb.cells = [nbformat.v4.new_markdown_cell(f"# control: {name}")] + [nbformat.v4.new_code_cell(c) for c in cells]
+        if execute:
+            from nbclient import NotebookClient
+
+            NotebookClient(nb, kernel_name="python3", timeout=120).execute()  # stores the widget state
+        nbformat.write(nb, folder / f"{name}.ipynb")
+
+    write("reacts", "print('ready')", EXPLORER)
+    write("frozen", "print('ready')", EXPLORER.replace("REACTS = True", "REACTS = False"))
+    write("missing_model", MISSING_MODEL, EXPLORER)
+    write("raises", "print('ready')", "1 / 0", EXPLORER)
+    write("saved", EXPLORER, execute=True)
+
+
+def test_harness_sees_a_working_widget_react(lab):
+    with notebook(lab, "controls/reacts.ipynb", "control-reacts"):
+        lab.run_all(timeout=120)
+        assert lab.cell_errors() == [] and lab.widget_problems() == []
+        explorer = lab.explorers("n_heads").first
+        before = lab.image_fingerprint(explorer)
+        lab.set_control(explorer, "n_heads")
+        lab.wait_for_new_image(explorer, before)
+
+
+def test_harness_fails_when_the_picture_does_not_change(lab):
+    with notebook(lab, "controls/frozen.ipynb", "control-frozen"):
+        lab.run_all(timeout=120)
+        assert lab.cell_errors() == [] and lab.widget_problems() == []
+        explorer = lab.explorers("n_heads").first
+        before = lab.image_fingerprint(explorer)
+        lab.set_control(explorer, "n_heads")
+        with pytest.raises(AssertionError, match="did not change"):
+            lab.wait_for_new_image(explorer, before, timeout=4)
+
+
+def test_harness_fails_when_a_widget_does_not_render(lab):
+    with notebook(lab, "controls/missing_model.ipynb", "control-missing-model"):
+        lab.run_all(timeout=120)
+        assert lab.cell_errors() == []
+        problems = lab.widget_problems(settle=4)
+        assert "2 widget outputs in the notebook, 1 rendered on the page" in problems, problems
+
+
+def test_harness_fails_when_a_cell_raises(lab):
+    with notebook(lab, "controls/raises.ipynb", "control-raises"):
+        lab.run_all(timeout=120)
+        problems = lab.cell_errors()
+        assert any("ZeroDivisionError" in p for p in problems), problems
+        assert any("not executed" in p for p in problems), problems  # Run All stops at the error
+
+
+def test_harness_fails_on_saved_widgets_of_an_untrusted_notebook(lab, lab_root):
+    """Saved widget state renders only in a trusted notebook (hence postBuild's
+    `jupyter trust`); untrusted, JupyterLab shows the widget's plain-text repr."""
+    with notebook(lab, "controls/saved.ipynb", "control-untrusted"):
+        assert lab.widget_view_count() == 1
+        assert lab.widget_problems(settle=4) == ["1 widget outputs in the notebook, 0 rendered on the page"]
+    lab.server.trust(lab_root / "controls" / "saved.ipynb")
+    with notebook(lab, "controls/saved.ipynb", "control-trusted"):
+        assert lab.widget_problems() == []

@@ -171,7 +171,7 @@ def _stop(process: subprocess.Popen) -> None:
 
 def is_loopback(url: str) -> bool:
     scheme, netloc = urlsplit(url)[:2]
-    if scheme in {"data", "blob", "about", "chrome-error"}:
+    if scheme in {"data", "blob", "about", "chrome-error", "file"}:
         return True
     host = urlsplit(url).hostname or ""
     return host in {"localhost", "::1"} or host.startswith("127.")

@@ -34,6 +34,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
+import jsonschema
 import pytest
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
@@ -179,18 +180,32 @@ def test_postbuild_runs_and_turns_on_saving_widget_state(tmp_path):
     assert proc.returncode == 0, f"postBuild failed:\n{show(proc)}"
     assert "attn_core 0.1.0 imports" in proc.stdout
 
-    settings = home / ".jupyter/lab/user-settings/@jupyter-widgets/jupyterlab-manager/plugin.jupyterlab-settings"
-    values = json.loads(settings.read_text())
-    # The setting must be one that the installed widget front-end declares, or JupyterLab
-    # ignores it (and the schema forbids unknown keys).
-    schema_path = (Path(sysconfig.get_paths()["data"]) / "share/jupyter/labextensions/@jupyter-widgets/"
-                   "jupyterlab-manager/schemas/@jupyter-widgets/jupyterlab-manager/plugin.json")
-    schema = json.loads(schema_path.read_text())
-    assert set(values) <= set(schema["properties"]), f"unknown widget settings {set(values) - set(schema['properties'])}"
-    assert values == {"saveState": True}
-    assert schema["properties"]["saveState"]["default"] is False, "saveState is off by default: postBuild is what turns it on"
+    # Each setting must be one the installed JupyterLab or extension declares (schemas
+    # forbid unknown keys: JupyterLab would reject the file), and they must be the ones the
+    # browser test runs with, so that test sees what a Binder learner sees.
+    settings_dir = home / ".jupyter/lab/user-settings"
+    written = {str(p.relative_to(settings_dir).with_suffix("")): json.loads(p.read_text())
+               for p in settings_dir.rglob("*.jupyterlab-settings")}
+    for name, values in written.items():
+        jsonschema.validate(values, lab_schema(name))
+    assert written["@jupyter-widgets/jupyterlab-manager/plugin"] == {"saveState": True}
+    assert lab_schema("@jupyter-widgets/jupyterlab-manager/plugin")["properties"]["saveState"]["default"] is False
+    from browser_util import LAB_SETTINGS
+
+    assert written == {k: v for k, v in LAB_SETTINGS.items() if k != "@jupyterlab/notebook-extension/tracker"}
     # The committed notebooks are trusted in the image (their outputs render unsanitised).
     assert (home / ".local/share/jupyter/nbsignatures.db").exists()
+
+
+def lab_schema(name: str) -> dict:
+    """The JSON schema of JupyterLab setting `name` (e.g. '@jupyterlab/apputils-extension/
+    notification') from this environment: JupyterLab's own, or a prebuilt extension's."""
+    data = Path(sysconfig.get_paths()["data"]) / "share/jupyter"
+    candidates = [data / "lab/schemas" / f"{name}.json",
+                  *(data / "labextensions").glob(f"**/schemas/{name}.json")]
+    found = [path for path in candidates if path.exists()]
+    assert found, f"no JupyterLab schema for the setting {name}"
+    return json.loads(found[0].read_text())
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,13 @@
 """Explorers for lesson 05, positional encoding.
 
-- `sinusoidal_explorer`: the sinusoidal table for a chosen `d_model`, `base` and number
-  of positions, next to the dot products between positions (which depend only on the
-  offset between them).
+- `sinusoidal_explorer`: the sinusoidal encoding for a chosen `d_model`, `base` and
+  number of positions, as the table itself, as the similarity between positions (which
+  depends only on their offset), or as a few columns drawn as waves.
 - `rope_explorer`: a query and a key rotated by RoPE; one pair of dimensions drawn as
   arrows in its plane, and the score as a function of the offset `n - m`.
+
+`render_sinusoidal` and `render_rope` draw the pictures (one figure per call, no pyplot);
+they are not explorers, so they stay out of `__all__`.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ import math
 import numbers
 
 import ipywidgets as W
-import numpy as np
 import torch
 from matplotlib.ticker import MaxNLocator
 

@@ -1,0 +1,162 @@
+"""Focused tests of lessons 00-03's explorers, their toy data, and `check_environment`.
+
+The generic sweep of every control lives in tests/test_widgets.py; here: the claims the
+lessons build on the hand-made vectors, argument validation, dependent controls, and
+that each change renders exactly once.
+"""
+
+import math
+
+import pytest
+import torch
+
+from attn_core import notebook
+from attn_core.widgets import attention as A
+
+# --------------------------------------------------------------------------- toy data
+
+
+def test_toy_embed_shapes_and_sentences():
+    for name, sentence in A.SENTENCES.items():
+        tokens, x = A.toy_embed(name)
+        assert tokens == sentence.split()
+        assert x.shape == (len(tokens), len(A.FEATURES)) and x.dtype == torch.float32
+    assert A.toy_embed("The CAT")[0] == ["the", "cat"]  # case-insensitive
+    assert all(len(v) == len(A.FEATURES) for v in A.toy_word_vectors().values())
+
+
+def test_toy_embed_rejects_bad_input():
+    with pytest.raises(ValueError, match=r"'zebra'.*known words"):
+        A.toy_embed("the zebra sat")
+    with pytest.raises(ValueError, match="at least one word"):
+        A.toy_embed("   ")
+    with pytest.raises(TypeError, match="sentence must be a string"):
+        A.toy_embed(["the", "cat"])
+
+
+def test_toy_projections_shapes_and_no_input_mutation():
+    w_q, w_k, w_v = A.toy_projections()
+    d_model, d_k = len(A.FEATURES), len(A.KEY_FEATURES)
+    assert w_q.shape == (d_model, d_k) and w_k.shape == (d_model, d_k) and torch.equal(w_v, torch.eye(d_model))
+    w_q[0, 0] = 99.0  # a fresh copy each call
+    assert A.toy_projections()[0][0, 0] == 0.0
+
+
+def test_the_lessons_story_holds_for_the_toy_vectors():
+    """Lessons 01-03 assert these in their cells; this catches an edit of the vectors first."""
+    tokens, x = A.toy_embed("cat")
+    i_it, i_cat, i_mat = tokens.index("it"), tokens.index("cat"), tokens.index("mat")
+    raw = x @ x.T
+    assert raw[i_it, i_cat] > raw[i_it, i_mat] and raw[i_it].argmax() == i_it  # lesson 01
+    _, _, w = A.toy_self_attention("cat")
+    assert w[i_it].argmax() == i_cat  # lesson 02: queries and keys point 'it' at 'cat'
+    _, out_river, _ = A.toy_self_attention("river bank")
+    _, out_money, _ = A.toy_self_attention("money bank")
+    nature, money = A.FEATURES.index("nature"), A.FEATURES.index("money")
+    assert out_river[1, nature] > out_river[1, money] and out_money[1, money] > out_money[1, nature]  # lesson 03
+
+
+def test_toy_self_attention_modes_differ_and_validate():
+    _, _, w_qk = A.toy_self_attention("cat", "queries and keys")
+    _, _, w_raw = A.toy_self_attention("cat", "raw embeddings")
+    assert not torch.allclose(w_qk, w_raw)
+    with pytest.raises(ValueError, match="scores_from"):
+        A.toy_self_attention("cat", "keys")
+
+
+# --------------------------------------------------------------------------- explorers
+
+
+@pytest.mark.parametrize("make, kwargs, error, match", [
+    (A.weighted_average_explorer, {"weight_on_cat": 1.5}, ValueError, "weight_on_cat must lie between"),
+    (A.weighted_average_explorer, {"weight_on_cat": "0.5"}, TypeError, "weight_on_cat must be a number"),
+    (A.temperature_explorer, {"temperature": 0.0}, ValueError, "temperature must lie between"),
+    (A.temperature_explorer, {"query": "dog"}, ValueError, "query='dog' is not a word"),
+    (A.temperature_explorer, {"query": 10}, ValueError, r"position must lie in 0\.\.9"),
+    (A.temperature_explorer, {"query": 1.0}, TypeError, "query must be a word"),
+    (A.scaling_explorer, {"d_k": 3}, ValueError, "d_k must be one of"),
+    (A.scaling_explorer, {"d_k": 64.0}, TypeError, "d_k must be one of"),
+    (A.scaling_explorer, {"scaled": 1}, TypeError, "scaled must be True or False"),
+    (A.self_attention_explorer, {"sentence": "the cat"}, ValueError, "sentence must be one of"),
+    (A.self_attention_explorer, {"scores_from": "values"}, ValueError, "scores_from must be one of"),
+    (A.self_attention_explorer, {"sentence": "dog bites man", "query": "it"}, ValueError, "query='it' is not a word"),
+])
+def test_explorers_reject_bad_arguments(make, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        make(**kwargs)
+
+
+def test_explorer_defaults_are_taken():
+    assert A.weighted_average_explorer(weight_on_cat=0.25).values() == {"weight_on_cat": 0.25}
+    assert A.temperature_explorer(query="cat", temperature=2.0).values() == {"query": 1, "temperature": 2.0}
+    assert A.scaling_explorer(d_k=512, scaled=True).values() == {"d_k": 512, "scaled": True}
+    ex = A.self_attention_explorer(sentence="money bank", query="loan", scores_from="raw embeddings")
+    assert ex.values() == {"sentence": "money bank", "query": 4, "scores_from": "raw embeddings"}
+
+
+def test_each_change_renders_once_and_changes_the_picture():
+    ex = A.temperature_explorer()
+    n, png = ex.n_renders, ex.view.value
+    ex.controls["query"].value = 1
+    assert ex.n_renders == n + 1 and ex.view.value != png
+
+
+def test_self_attention_explorer_updates_query_options_with_the_sentence():
+    ex = A.self_attention_explorer(sentence="cat", query="it")
+    n = ex.n_renders
+    ex.controls["sentence"].value = "animal"  # has an 'it' too: keep the pronoun selected
+    assert ex.n_renders == n + 1  # the dependent query change does not render twice
+    assert ex.controls["query"].value == A.toy_embed("animal")[0].index("it")
+    ex.controls["sentence"].value = "dog bites man"  # 3 words, no 'it': a valid position
+    labels = [label for label, _ in ex.controls["query"].options]
+    assert labels == ["0: dog", "1: bites", "2: man"]
+    assert ex.controls["query"].value in (0, 1, 2)
+    for sentence in A.SENTENCES:  # every sentence with every query position renders
+        ex.controls["sentence"].value = sentence
+        for _, position in ex.controls["query"].options:
+            ex.controls["query"].value = position
+    assert ex.view.value.startswith(b"\x89PNG")
+
+
+def test_scaling_stats_show_the_lessons_claim():
+    unscaled = [A.scaling_stats(d, False) for d in A.D_K_OPTIONS]
+    scaled = [A.scaling_stats(d, True) for d in A.D_K_OPTIONS]
+    assert unscaled[-1]["max_weight"] > 0.9 and unscaled[-1]["entropy"] < 0.3
+    assert unscaled[-1]["max_weight"] > unscaled[3]["max_weight"] > unscaled[0]["max_weight"]
+    assert all(0.15 < s["max_weight"] < 0.35 and s["entropy"] > 2.0 for s in scaled)
+    for d, s in zip(A.D_K_OPTIONS, unscaled):  # spread ~ sqrt(d_k) for unit-variance q, k
+        assert 0.7 < s["score_std"] / math.sqrt(d) < 1.4
+    with pytest.raises(ValueError, match="d_k must be one of"):
+        A.scaling_stats(5, True)
+
+
+# --------------------------------------------------------------------------- check_environment (lesson 00)
+
+
+def test_check_environment_passes_here(capsys):
+    assert notebook.check_environment() == []
+    out = capsys.readouterr().out
+    assert "All set" in out and "MISSING" not in out
+    assert "2.13" not in out  # no version numbers unless asked: stable notebook output
+    notebook.check_environment(show_versions=True)
+    assert torch.__version__.split("+")[0] in capsys.readouterr().out
+
+
+def test_check_environment_names_what_is_missing(monkeypatch, capsys):
+    real = notebook._installed_version
+    fake = {"ipywidgets": None, "numpy": "1.26.4", "jupyterlab_widgets": None}
+    monkeypatch.setattr(notebook, "_installed_version", lambda name: fake[name] if name in fake else real(name))
+    problems = notebook.check_environment()
+    out = capsys.readouterr().out
+    assert len(problems) == 2
+    assert any("ipywidgets" in p and "not installed" in p and "make setup" in p for p in problems)
+    assert any("numpy >= 2.0" in p and "found 1.26.4" in p for p in problems)
+    assert "HINT" in out and "jupyterlab_widgets" in out  # a hint only, not a problem
+    assert "2 problem(s)" in out
+
+
+def test_check_environment_rejects_a_too_new_major_version(monkeypatch):
+    real = notebook._installed_version
+    monkeypatch.setattr(notebook, "_installed_version", lambda name: "9.0.1" if name == "ipywidgets" else real(name))
+    problems = notebook.check_environment(verbose=False)
+    assert problems == [p for p in problems if "ipywidgets >= 8.1, < 9" in p and "found 9.0.1" in p] and problems

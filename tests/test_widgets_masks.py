@@ -1,0 +1,141 @@
+"""Lesson 06's explorer: what it draws is the masked attention it claims to draw."""
+
+import numpy as np
+import pytest
+import torch
+
+from attn_core import causal_mask, padding_mask
+from attn_core.masks import sliding_window_mask
+from attn_core.widgets import mask_explorer
+from attn_core.widgets.masks import MASKS, PAD, SENTENCES, build_mask
+
+LONG, PREFIX, DOG = SENTENCES
+S = 10
+
+
+def drawn(ex):
+    """The heatmap the explorer shows now: a masked array, masked (grey) where blocked."""
+    fig = ex.figure()
+    return fig.axes[0].images[0].get_array()
+
+
+def title(ex):
+    return ex.figure().texts[0].get_text()
+
+
+def test_the_batch_is_the_one_the_lesson_describes():
+    assert [len(s.split()) for s in SENTENCES] == [10, 6, 3]
+    assert LONG.split()[:6] == PREFIX.split()  # the second sentence is a prefix of the first
+
+
+@pytest.fixture(scope="module")
+def shared():
+    """One explorer for the parametrized sweep (building one per case would be slow)."""
+    return mask_explorer()
+
+
+@pytest.mark.parametrize("sentence", SENTENCES)
+@pytest.mark.parametrize("mask", MASKS)
+@pytest.mark.parametrize("window", [1, 3, S])
+def test_grey_cells_are_exactly_the_blocked_pairs_and_rows_sum_to_one(shared, sentence, mask, window):
+    ex = shared
+    for name, value in (("sentence", sentence), ("mask", mask), ("window", window)):
+        ex.controls[name].value = value
+    shown = drawn(ex)
+    allowed = build_mask(mask, window, len(sentence.split()), S).numpy()
+    assert np.array_equal(np.ma.getmaskarray(shown), ~allowed)
+    live = allowed.any(-1)
+    weights = shown.filled(0.0)
+    assert np.allclose(weights[live].sum(-1), 1.0)  # every row with a key to read sums to 1
+    n_dead = int((~live).sum())
+    if n_dead:
+        assert f"{n_dead} fully masked row" in title(ex)
+    else:
+        assert "every row sums to 1" in title(ex)
+
+
+def test_build_mask_matches_the_library_masks():
+    for length in (3, 6, 10):
+        pad = padding_mask([length], S)[0, 0]  # (1, S)
+        assert torch.equal(build_mask("none", S, length, S), torch.ones(S, S, dtype=torch.bool))
+        assert torch.equal(build_mask("causal", S, length, S), causal_mask(S))
+        assert torch.equal(build_mask("padding", S, length, S), torch.ones(S, S, dtype=torch.bool) & pad)
+        assert torch.equal(build_mask("causal + padding", S, length, S), causal_mask(S) & pad)
+        for w in (1, 4):
+            assert torch.equal(build_mask("causal", w, length, S), sliding_window_mask(S, w))
+            assert torch.equal(build_mask("none", w, length, S), sliding_window_mask(S, w, causal=False))
+            assert torch.equal(build_mask("causal + padding", w, length, S), sliding_window_mask(S, w) & pad)
+    with pytest.raises(ValueError, match="kind must be one of"):
+        build_mask("future", S, 3, S)
+
+
+def test_padding_changes_nothing_for_the_full_length_sentence():
+    ex = mask_explorer(sentence=LONG, mask="none")
+    free = drawn(ex).copy()
+    ex.controls["mask"].value = "padding"
+    assert np.array_equal(drawn(ex), free)
+    assert "padding mask" in title(ex)
+
+
+def test_the_prefix_sentence_matches_the_long_one_under_the_causal_mask():
+    ex = mask_explorer(sentence=LONG, mask="causal")
+    long_rows = drawn(ex)[:6].filled(np.nan)
+    ex.controls["sentence"].value = PREFIX
+    prefix_rows = drawn(ex)[:6].filled(np.nan)
+    np.testing.assert_allclose(prefix_rows, long_rows, atol=1e-6)
+    ex.controls["mask"].value = "none"  # without the mask the four extra words (or pads) leak in
+    ex.controls["sentence"].value = LONG
+    free_long = drawn(ex)[:6, :6].filled(np.nan)
+    ex.controls["sentence"].value = PREFIX
+    assert not np.allclose(drawn(ex)[:6, :6].filled(np.nan), free_long)
+
+
+def test_the_lesson_example_of_fully_masked_rows():
+    ex = mask_explorer(sentence=DOG, mask="causal + padding", window=3)
+    shown = drawn(ex)
+    dead = np.ma.getmaskarray(shown).all(-1)
+    assert dead.tolist() == [False] * 5 + [True] * 5
+    assert "5 fully masked rows" in title(ex)
+
+
+def test_tick_labels_and_padding_boundary_follow_the_sentence():
+    ex = mask_explorer(sentence=DOG)
+    ax = ex.figure().axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == DOG.split() + [PAD] * 7
+    vline, hline = ax.lines[:2]
+    assert vline.get_visible() and vline.get_xdata()[0] == 2.5 and hline.get_ydata()[0] == 2.5
+    ex.controls["sentence"].value = LONG  # no padding: no boundary
+    assert [t.get_text() for t in ax.get_yticklabels()] == LONG.split()
+    assert not vline.get_visible() and not hline.get_visible()
+
+
+def test_window_titles_and_the_no_window_end_of_the_slider():
+    ex = mask_explorer(mask="causal", window=S)
+    assert title(ex).startswith("causal mask:")
+    ex.controls["window"].value = 3
+    assert title(ex).startswith("causal window of 3:")
+    ex.controls["mask"].value = "padding"
+    assert title(ex).startswith("padding mask + two-sided window of 3:")
+    assert ex.controls["window"].max == S and ex.controls["window"].min == 1
+
+
+def test_same_values_give_the_same_picture_and_every_change_a_new_one():
+    a, b = mask_explorer(), mask_explorer()
+    assert a.view.value == b.view.value
+    seen = {a.view.value}
+    for name, value in (("mask", "causal"), ("mask", "padding"), ("mask", "none"), ("window", 9), ("window", 1),
+                        ("sentence", LONG), ("sentence", DOG)):
+        a.controls[name].value = value
+        assert a.view.value not in seen, (name, value)
+        seen.add(a.view.value)
+
+
+def test_bad_defaults_are_refused_with_clear_messages():
+    with pytest.raises(ValueError, match="sentence must be one of"):
+        mask_explorer(sentence="the cat")
+    with pytest.raises(ValueError, match="mask must be one of"):
+        mask_explorer(mask="anti-causal")
+    with pytest.raises(ValueError, match=r"window must lie in 1\.\.10"):
+        mask_explorer(window=0)
+    with pytest.raises(TypeError, match="window must be a whole number"):
+        mask_explorer(window=2.5)

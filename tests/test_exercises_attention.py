@@ -108,3 +108,9 @@ def test_exercises_are_listed_in_all():
     assert ex01.__all__ == ["check_similarity_matrix", "check_stable_softmax"]
     assert ex02.__all__ == ["check_attention_scores", "check_scaled_dot_product_attention"]
     assert ex03.__all__ == ["check_self_attention", "check_unshuffle", "check_attention_flops"]
+
+
+def test_a_nan_answer_is_reported_where_it_is(capsys):
+    """A naive softmax overflows to nan; the checker says so instead of crashing."""
+    result = ex01.check_stable_softmax(_naive_softmax)
+    assert result.failed_case.startswith("large logits") and "got nan" in result.message

@@ -70,7 +70,8 @@ def test_toy_self_attention_modes_differ_and_validate():
 @pytest.mark.parametrize("make, kwargs, error, match", [
     (A.weighted_average_explorer, {"weight_on_cat": 1.5}, ValueError, "weight_on_cat must lie between"),
     (A.weighted_average_explorer, {"weight_on_cat": "0.5"}, TypeError, "weight_on_cat must be a number"),
-    (A.temperature_explorer, {"temperature": 0.0}, ValueError, "temperature must lie between"),
+    (A.temperature_explorer, {"temperature": 0.25}, ValueError, "temperature must be one of"),
+    (A.temperature_explorer, {"temperature": "hot"}, TypeError, "temperature must be one of"),
     (A.temperature_explorer, {"query": "dog"}, ValueError, "query='dog' is not a word"),
     (A.temperature_explorer, {"query": 10}, ValueError, r"position must lie in 0\.\.9"),
     (A.temperature_explorer, {"query": 1.0}, TypeError, "query must be a word"),
@@ -115,7 +116,7 @@ def test_self_attention_explorer_updates_query_options_with_the_sentence():
         ex.controls["sentence"].value = sentence
         for _, position in ex.controls["query"].options:
             ex.controls["query"].value = position
-    assert ex.view.value.startswith(b"\x89PNG")
+    assert bytes(ex.view.value).startswith(b"\x89PNG")
 
 
 def test_scaling_stats_show_the_lessons_claim():

@@ -139,3 +139,19 @@ def test_bad_defaults_are_refused_with_clear_messages():
         mask_explorer(window=0)
     with pytest.raises(TypeError, match="window must be a whole number"):
         mask_explorer(window=2.5)
+
+
+def test_sliding_window_mask_follows_its_equations():
+    """`attn_core.masks.sliding_window_mask` was added for this explorer; its docstring equations, checked."""
+    for T, S in ((4, 4), (2, 5), (1, 6)):
+        i = torch.arange(T)[:, None] + (S - T)
+        j = torch.arange(S)[None, :]
+        for w in (1, 2, 3, 7):
+            assert torch.equal(sliding_window_mask(T, w, S), (i - j >= 0) & (i - j < w))
+            assert torch.equal(sliding_window_mask(T, w, S, causal=False), (i - j).abs() < w)
+            assert torch.equal(sliding_window_mask(T, w, S), causal_mask(T, S) & sliding_window_mask(T, w, S, causal=False))
+        assert torch.equal(sliding_window_mask(T, S, S), causal_mask(T, S))
+    with pytest.raises(ValueError, match="window must be >= 1"):
+        sliding_window_mask(3, 0)
+    with pytest.raises(TypeError, match="causal must be True or False"):
+        sliding_window_mask(3, 2, causal="yes")

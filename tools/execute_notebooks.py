@@ -29,6 +29,9 @@ def execute(path: Path, timeout: int = 900) -> float:
     seconds = time.perf_counter() - start
     for cell in nb.cells:  # keep diffs clean: no per-run ids in cell metadata
         cell.metadata.pop("execution", None)
+    # Widget state holds random model ids and every PNG a widget showed: each re-execution
+    # would rewrite it. Each widget cell is followed by a static figure, so drop it.
+    nb.metadata.pop("widgets", None)
     nbformat.write(nb, path)
     return seconds
 

@@ -63,7 +63,8 @@ def _compare(got, expected, case: Case) -> str | None:
     if g.shape != e.shape:
         return f"expected shape {tuple(e.shape)}, got shape {tuple(g.shape)}"
     if not np.allclose(g, e, atol=case.atol, rtol=case.rtol, equal_nan=True):
-        worst = np.unravel_index(np.nanargmax(np.abs(g - e)), g.shape) if g.size else ()
+        gap = np.where(np.isnan(g) != np.isnan(e), np.inf, np.abs(g - e))  # nan where a number was due: worst
+        worst = np.unravel_index(np.nanargmax(gap), g.shape) if g.size else ()
         return (f"values differ; largest gap at index {tuple(int(i) for i in worst)}: "
                 f"expected {e[worst]:.4f}, got {g[worst]:.4f}")
     return None

@@ -244,6 +244,10 @@ def _render_temperature(query: int, temperature: float):
     return fig
 
 
+TEMPERATURES = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+"""The temperatures `temperature_explorer` offers (roughly evenly spaced on a log scale)."""
+
+
 def temperature_explorer(query="it", temperature: float = 1.0) -> Explorer:
     """Lesson 01: how sharp is `softmax(scores / temperature)`?
 
@@ -253,15 +257,18 @@ def temperature_explorer(query="it", temperature: float = 1.0) -> Explorer:
 
     Args:
         query: the word (or its position) whose weights are shown.
-        temperature: from 0.1 to 3.0.
+        temperature: one of `TEMPERATURES` (0.1 to 10).
     """
     tokens, _ = toy_embed("cat")
     query = _query_index(query, tokens)
-    temperature = _check_number(temperature, "temperature", 0.1, 3.0)
+    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
+        raise TypeError(f"temperature must be one of {TEMPERATURES}, got {temperature!r} ({type(temperature).__name__})")
+    if float(temperature) not in TEMPERATURES:
+        raise ValueError(f"temperature must be one of {TEMPERATURES}, got {temperature}")
     controls = {
         "query": W.Dropdown(options=_token_options(tokens), value=query, description="query word"),
-        "temperature": W.FloatSlider(value=round(temperature, 1), min=0.1, max=3.0, step=0.1,
-                                     description="temperature", readout_format=".1f"),
+        "temperature": W.SelectionSlider(options=list(TEMPERATURES), value=float(temperature),
+                                         description="temperature", continuous_update=True),
     }
     return Explorer(controls, _render_temperature, caption="Softmax temperature: how sharp are the weights?")
 

@@ -87,6 +87,9 @@ def mask_explorer(sentence: str = SENTENCES[1], mask: str = "causal + padding", 
     both sides otherwise). A query whose keys are all blocked has an all-grey row: zero
     weights and a zero output.
 
+    The explorer draws into one Figure that it redraws in place on every update (much
+    faster than building a new one), so `figure()` returns that same Figure each time.
+
     Args:
         sentence: one of `SENTENCES`.
         mask: one of `MASKS`.
@@ -129,8 +132,7 @@ def mask_explorer(sentence: str = SENTENCES[1], mask: str = "causal + padding", 
     def render(sentence, mask, window):
         b = SENTENCES.index(sentence)
         length = int(lengths[b])
-        allowed = build_mask(mask, window, length, S)  # (S, S)
-        allowed = allowed.numpy()
+        allowed = build_mask(mask, window, length, S).numpy()  # (S, S)
         _, weights = scaled_dot_product_attention(q[b], k[b], k[b], mask=allowed)  # (S, S)
         n_dead = int((~allowed.any(axis=-1)).sum())  # queries with nothing to attend to
         shown = np.where(allowed, weights, np.nan)  # blocked -> nan -> grey

@@ -93,7 +93,8 @@ def train(model: nn.Module, task, *, steps: int, batch_size: int = 64, lr: float
         task: has `sample(batch_size, generator=..., **sample_kwargs) -> Batch`.
         steps: number of optimisation steps, one fresh batch each.
         seed: seeds the batches' generator.
-        progress: show a `tqdm` progress bar.
+        progress: show a `tqdm` progress bar (`desc` labels it).
+        **sample_kwargs: passed on to `task.sample` (e.g. `n_sentences=4`).
 
     Returns:
         A `History` of the per-step loss and accuracy. `model` is trained in place and left

@@ -23,11 +23,10 @@ def control_values(control):
         values = [o[1] if isinstance(o, tuple) else o for o in opts]
         return values
     if isinstance(control, (W.IntSlider, W.FloatSlider, W.FloatLogSlider, W.BoundedIntText, W.BoundedFloatText)):
-        if isinstance(control, W.FloatLogSlider):
-            exps = np.arange(control.min, control.max + control.step / 2, control.step)
-            values = [control.base ** e for e in exps]
-        else:
-            values = list(np.arange(control.min, control.max + control.step / 2, control.step))
+        n_steps = int(round((control.max - control.min) / control.step))
+        grid = [control.min + i * control.step for i in range(n_steps + 1)]  # no float overshoot past max
+        grid = [min(v, control.max) for v in grid]
+        values = [control.base ** e for e in grid] if isinstance(control, W.FloatLogSlider) else grid
         if len(values) > MAX_SLIDER_VALUES:
             idx = np.unique(np.linspace(0, len(values) - 1, MAX_SLIDER_VALUES).round().astype(int))
             values = [values[i] for i in idx]

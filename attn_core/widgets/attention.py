@@ -403,6 +403,9 @@ def _render_self_attention(sentence: str, query: int, scores_from: str):
     viz.attention_lines(one_row, tokens, ax=lines, min_weight=1e-3)
     lines.texts[query].set_color("#b35806")  # the query's label on the left (texts: T queries, then S keys)
     lines.texts[query].set_fontweight("bold")
+    lines.set_axis_off()  # no ticks to lay out: a faster render
+    lines.text(0, -0.9, "query", ha="center", va="top", color="0.35")
+    lines.text(1, -0.9, "key", ha="center", va="top", color="0.35")
     best = int(w[query].argmax())
     _title(lines, f"weights of {tokens[query]!r}: top {tokens[best]!r} {w[query, best]:.2f}", fontsize=9)
     feats.hlines(range(len(FEATURES)), 0, out[query].numpy(), colors="#e08214", linewidth=9)  # one artist: fast

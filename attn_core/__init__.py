@@ -15,8 +15,12 @@ Lesson -> module
 05 positional encoding                 `positional` (`sinusoidal`, `learned`, `rope`,
                                        `alibi`, `segment`)
 06 masked attention                    `masks` (`causal_mask`, `padding_mask`,
-                                       `mask_to_bias`)
-figures and explorers                  `viz`, `widgets`; exercises: `exercises`
+                                       `mask_to_bias`, `sliding_window_mask`)
+07 heads in a trained model            `model` (`TinyTransformer`), `tasks`, `train`,
+                                       `heads` (head scores)
+08 positional showdown                 `model`, `tasks`, `train`
+figures and explorers                  `viz`, `widgets`; exercises: `exercises`;
+                                       notebooks' set-up: `notebook`
 =====================================  ==============================================
 
 Shape legend (PyTorch SDPA's layout)
@@ -34,8 +38,21 @@ True = may attend; `mask_to_bias` turns them into additive 0 / -inf biases.
 """
 
 from .attention import scaled_dot_product_attention, softmax
-from .masks import causal_mask, mask_to_bias, padding_mask
-from .multihead import MultiHeadAttention, merge_heads, split_heads
+from .heads import (
+    ablate_heads,
+    first_token_score,
+    format_head_scores,
+    head_scores,
+    induction_score,
+    label_heads,
+    previous_token_score,
+    self_score,
+)
+from .masks import causal_mask, mask_to_bias, padding_mask, sliding_window_mask
+from .model import POSITIONAL_SCHEMES, TinyTransformer, TransformerBlock
+from .multihead import MultiHeadAttention, matmul_flops, merge_heads, parameter_count, split_heads
+from .tasks import IGNORE_INDEX, Batch, InductionTask, WhoDidWhatTask
+from .train import History, accuracy, evaluate  # the training loop: `attn_core.train.train`
 from .positional import (
     LearnedPositionalEmbedding,
     SegmentEmbedding,
@@ -58,6 +75,9 @@ __all__ = [
     "split_heads",
     "merge_heads",
     "MultiHeadAttention",
+    "sliding_window_mask",
+    "parameter_count",
+    "matmul_flops",
     "sinusoidal_encoding",
     "sinusoidal_shift_matrix",
     "LearnedPositionalEmbedding",
@@ -66,4 +86,23 @@ __all__ = [
     "alibi_slopes",
     "alibi_bias",
     "SegmentEmbedding",
+    # trained demonstrations (lessons 07-08)
+    "TinyTransformer",
+    "TransformerBlock",
+    "POSITIONAL_SCHEMES",
+    "InductionTask",
+    "WhoDidWhatTask",
+    "Batch",
+    "IGNORE_INDEX",
+    "evaluate",
+    "accuracy",
+    "History",
+    "previous_token_score",
+    "induction_score",
+    "self_score",
+    "first_token_score",
+    "head_scores",
+    "label_heads",
+    "format_head_scores",
+    "ablate_heads",
 ]

@@ -32,6 +32,12 @@ def execute(path: Path, timeout: int = 900) -> float:
     # Widget state holds random model ids and every PNG a widget showed: each re-execution
     # would rewrite it. Each widget cell is followed by a static figure, so drop it.
     nb.metadata.pop("widgets", None)
+    # Without their state, saved widget views would show "Error displaying widget: model not
+    # found" in JupyterLab until re-run: drop them too (the cell shows nothing until it runs).
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [out for out in cell.outputs
+                            if "application/vnd.jupyter.widget-view+json" not in out.get("data", {})]
     nbformat.write(nb, path)
     return seconds
 

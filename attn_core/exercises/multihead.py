@@ -17,7 +17,8 @@ __all__ = ["check_split_heads", "check_merge_heads", "check_count_parameters"]
 
 def _check_callable(fn, exercise: str) -> None:
     if not callable(fn):
-        raise TypeError(f"{exercise} needs your function itself, e.g. check_{exercise}({exercise}); got {type(fn).__name__}")
+        raise TypeError(f"check_{exercise} needs your function itself, e.g. check_{exercise}({exercise}); "
+                        f"got {type(fn).__name__}")
 
 
 def _randn(*shape: int, seed: int) -> torch.Tensor:

@@ -12,7 +12,8 @@ Each notebook runs top to bottom in a fresh `python3` kernel (nbclient, working 
 
 Binder gives a whole session 2 GB (2048 MB): the kernel of every open notebook plus the
 JupyterLab server (about 150 MB). The script exits with status 1 if a notebook's peak plus
-`--server-mb` goes over `--limit-mb`, so it can gate a release. Learners should shut down
+`--server-mb` goes over `--limit-mb`, or if a notebook fails (reported, and the others
+still run), so it can gate a release. Learners should shut down
 the kernels of lessons they have finished (Kernel > Shut Down Kernel): kernels add up.
 """
 
@@ -106,14 +107,21 @@ def measure(path: Path, timeout: int = 1800) -> dict:
 
     client.on_notebook_start = on_start
     client.on_cell_executed = on_cell_executed
-    client.execute()
+    error = None
+    try:
+        client.execute()
+    except Exception as err:  # a failing notebook is reported, and the others still run
+        error = f"{type(err).__name__}: " + (str(err).strip().splitlines() or [""])[-1][:200]
+    if "sampler" not in result:
+        raise RuntimeError(f"{path.name}: the kernel did not start ({error})")
     sampler = result["sampler"]
     sampler.stop()
     return {
         "notebook": path.name,
-        "seconds": round(result["seconds"], 1),
-        "peak_mb": round(max(result["hwm"], 1) / MB),
-        "peak_with_children_mb": round(max(sampler.peak_total, result["hwm"]) / MB),
+        "seconds": round(result.get("seconds", 0.0), 1),
+        "peak_mb": round(max(result.get("hwm", 0), 1) / MB),
+        "peak_with_children_mb": round(max(sampler.peak_total, result.get("hwm", 0)) / MB),
+        "error": error,
     }
 
 
@@ -129,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(p) for p in glob.glob(str(ROOT / "notebooks" / "*.ipynb")))
     budget = args.limit_mb - args.server_mb
     print(f"{'notebook':40s} {'seconds':>8s} {'peak MB':>8s} {'+children':>10s}  (budget {budget:.0f} MB)")
-    rows, over = [], []
+    rows, over, failed = [], [], []
     for path in paths:
         row = measure(path)
         rows.append(row)
@@ -137,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
         if row["peak_with_children_mb"] > budget:
             over.append(row["notebook"])
             flag = "  OVER BUDGET"
+        if row["error"]:
+            failed.append(row["notebook"])
+            flag += f"  FAILED ({row['error']}; numbers up to the failing cell)"
         print(f"{row['notebook']:40s} {row['seconds']:8.1f} {row['peak_mb']:8d} {row['peak_with_children_mb']:10d}{flag}",
               flush=True)
     print(f"{'total':40s} {sum(r['seconds'] for r in rows):8.1f} "
@@ -148,8 +159,9 @@ def main(argv: list[str] | None = None) -> int:
                                         indent=1) + "\n")
     if over:
         print(f"over Binder's budget: {', '.join(over)}", file=sys.stderr)
-        return 1
-    return 0
+    if failed:
+        print(f"failed to run: {', '.join(failed)}", file=sys.stderr)
+    return 1 if over or failed else 0
 
 
 if __name__ == "__main__":

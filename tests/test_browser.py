@@ -13,6 +13,8 @@ token); Debian's Chromium is driven by Playwright. The test checks, in the page:
    choosing another `d_model` re-offers only head counts that divide it;
 4. nothing was fetched from outside 127.0.0.1 (no CDN: the course works offline).
 
+`test_every_lesson_opens_without_broken_widgets` repeats check 1 for every lesson.
+
 The `test_harness_*` tests run the same checks on small notebooks built to fail (a widget
 that does not react, a widget view whose model is missing, a cell that raises, widget
 outputs saved without their state) and assert that the checks catch each one, so a pass above means
@@ -145,6 +147,19 @@ def test_multihead_lesson_runs_and_its_explorer_reacts(lab, lab_root):
               "saved_widget_views": saved_views, "live_widget_views": live_views, "first_change": changed}
     (ARTIFACTS / "timing.json").write_text(json.dumps(timing, indent=1) + "\n")
     print(f"multi-head lesson in Chromium: {timing}")
+
+
+LESSONS = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "notebooks").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=[Path(p).stem for p in LESSONS])
+def test_every_lesson_opens_without_broken_widgets(lab, lab_root, path):
+    """What a learner sees on opening a lesson (on Binder the badge lands on 00): no
+    "Error displaying widget: model not found" under an explorer, no widget left as text.
+    A notebook that saves widget views without their state fails here."""
+    lab.server.trust(lab_root / path)
+    with notebook(lab, path, f"open-{Path(path).stem}"):
+        assert lab.widget_problems(settle=10) == []
 
 
 # ---------------------------------------------------------------------------------------

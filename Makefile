@@ -5,9 +5,10 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: lab test setup bench html clean
+.PHONY: lab test setup bench bench-widgets bench-notebooks html clean
 
 lab: $(STAMP)
+	$(BIN)/jupyter trust notebooks/*.ipynb
 	$(BIN)/jupyter lab notebooks/00_start_here.ipynb
 
 test: $(STAMP)
@@ -18,12 +19,20 @@ setup: $(STAMP)
 $(STAMP): requirements.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed: '$(PYTHON)' was not found (set PYTHON=/path/to/python3.11)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install -r requirements.txt
 	touch $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_attention.py
+
+bench-widgets: $(STAMP)
+	$(BIN)/python benchmarks/bench_widgets.py
+
+bench-notebooks: $(STAMP)
+	$(BIN)/python benchmarks/bench_notebooks.py
+
+html: $(STAMP)
+	$(BIN)/python tools/export_html.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

@@ -91,8 +91,8 @@ LAB_SETTINGS = {
 def jupyterlab_server(root: Path, *, settings: dict = LAB_SETTINGS, startup_timeout: float = 90.0):
     """Run `jupyter lab` on 127.0.0.1 serving `root`; yield a `LabServer`, then stop it.
 
-    Its user settings, workspaces, runtime files and notebook signatures live in a fresh
-    temporary folder (so do its notebook signatures: see `LabServer.trust`)."""
+    Its user settings (`settings`), workspaces, runtime files and notebook signatures (see
+    `LabServer.trust`) live in a fresh temporary folder, removed afterwards."""
     port = free_port()
     home = Path(tempfile.mkdtemp(prefix="lab-home-"))
     for name, values in settings.items():

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._arrays import array_namespace, check_array, check_positive_int, fmt_shape
+from ._arrays import check_array, check_positive_int, fmt_shape
 from .attention import scaled_dot_product_attention
 from .positional.rope import apply_rope
 

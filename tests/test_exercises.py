@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from attn_core import exercises
 from attn_core.exercises import CHECKS
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,7 +7,8 @@ the kind they were given; `nn.Module`s exist only where there are parameters.
 Lesson -> module
 ----------------
 =====================================  ==============================================
-01 attention (relevance, softmax)      `attention.softmax`
+01 attention (relevance, softmax)      `attention.softmax`; hand-made word vectors:
+                                       `toy`
 02 queries, keys and values            `attention.scaled_dot_product_attention`
 03 self-attention                      `attention`, `multihead` (one head)
 04 multi-head attention                `multihead` (`split_heads`, `merge_heads`,

@@ -11,40 +11,41 @@ import pytest
 import torch
 
 from attn_core import notebook
+from attn_core import toy
 from attn_core.widgets import attention as A
 
 # --------------------------------------------------------------------------- toy data
 
 
 def test_toy_embed_shapes_and_sentences():
-    for name, sentence in A.SENTENCES.items():
-        tokens, x = A.toy_embed(name)
+    for name, sentence in toy.SENTENCES.items():
+        tokens, x = toy.toy_embed(name)
         assert tokens == sentence.split()
-        assert x.shape == (len(tokens), len(A.FEATURES)) and x.dtype == torch.float32
-    assert A.toy_embed("The CAT")[0] == ["the", "cat"]  # case-insensitive
-    assert all(len(v) == len(A.FEATURES) for v in A.toy_word_vectors().values())
+        assert x.shape == (len(tokens), len(toy.FEATURES)) and x.dtype == torch.float32
+    assert toy.toy_embed("The CAT")[0] == ["the", "cat"]  # case-insensitive
+    assert all(len(v) == len(toy.FEATURES) for v in toy.toy_word_vectors().values())
 
 
 def test_toy_embed_rejects_bad_input():
     with pytest.raises(ValueError, match=r"'zebra'.*known words"):
-        A.toy_embed("the zebra sat")
+        toy.toy_embed("the zebra sat")
     with pytest.raises(ValueError, match="at least one word"):
-        A.toy_embed("   ")
+        toy.toy_embed("   ")
     with pytest.raises(TypeError, match="sentence must be a string"):
-        A.toy_embed(["the", "cat"])
+        toy.toy_embed(["the", "cat"])
 
 
 def test_toy_projections_shapes_and_no_input_mutation():
-    w_q, w_k, w_v = A.toy_projections()
-    d_model, d_k = len(A.FEATURES), len(A.KEY_FEATURES)
+    w_q, w_k, w_v = toy.toy_projections()
+    d_model, d_k = len(toy.FEATURES), len(toy.KEY_FEATURES)
     assert w_q.shape == (d_model, d_k) and w_k.shape == (d_model, d_k) and torch.equal(w_v, torch.eye(d_model))
     w_q[0, 0] = 99.0  # a fresh copy each call
-    assert A.toy_projections()[0][0, 0] == 0.0
+    assert toy.toy_projections()[0][0, 0] == 0.0
 
 
 def test_the_lessons_story_holds_for_the_toy_vectors():
     """Lessons 01-03 assert these in their cells; this catches an edit of the vectors first."""
-    tokens, x = A.toy_embed("cat")
+    tokens, x = toy.toy_embed("cat")
     i_it, i_cat, i_mat = tokens.index("it"), tokens.index("cat"), tokens.index("mat")
     raw = x @ x.T
     assert raw[i_it, i_cat] > raw[i_it, i_mat] and raw[i_it].argmax() == i_it  # lesson 01
@@ -52,7 +53,7 @@ def test_the_lessons_story_holds_for_the_toy_vectors():
     assert w[i_it].argmax() == i_cat  # lesson 02: queries and keys point 'it' at 'cat'
     _, out_river, _ = A.toy_self_attention("river bank")
     _, out_money, _ = A.toy_self_attention("money bank")
-    nature, money = A.FEATURES.index("nature"), A.FEATURES.index("money")
+    nature, money = toy.FEATURES.index("nature"), toy.FEATURES.index("money")
     assert out_river[1, nature] > out_river[1, money] and out_money[1, money] > out_money[1, nature]  # lesson 03
 
 
@@ -107,12 +108,12 @@ def test_self_attention_explorer_updates_query_options_with_the_sentence():
     n = ex.n_renders
     ex.controls["sentence"].value = "animal"  # has an 'it' too: keep the pronoun selected
     assert ex.n_renders == n + 1  # the dependent query change does not render twice
-    assert ex.controls["query"].value == A.toy_embed("animal")[0].index("it")
+    assert ex.controls["query"].value == toy.toy_embed("animal")[0].index("it")
     ex.controls["sentence"].value = "dog bites man"  # 3 words, no 'it': a valid position
     labels = [label for label, _ in ex.controls["query"].options]
     assert labels == ["0: dog", "1: bites", "2: man"]
     assert ex.controls["query"].value in (0, 1, 2)
-    for sentence in A.SENTENCES:  # every sentence with every query position renders
+    for sentence in toy.SENTENCES:  # every sentence with every query position renders
         ex.controls["sentence"].value = sentence
         for _, position in ex.controls["query"].options:
             ex.controls["query"].value = position

@@ -12,7 +12,7 @@ __all__ = ["check_similarity_matrix", "check_stable_softmax"]
 
 
 def _toy_sentence() -> torch.Tensor:
-    from ..widgets.attention import toy_embed
+    from ..toy import toy_embed
 
     return toy_embed("cat")[1]  # (10, 9)
 

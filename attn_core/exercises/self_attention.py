@@ -23,7 +23,7 @@ def check_self_attention(fn) -> Result:
     `x (..., T, d_model)`, `w_q, w_k (d_model, d_k)`, `w_v (d_model, d_v)`. Cases have
     d_k != d_model != d_v, so scaling by the wrong width or mixing up the projections fails.
     """
-    from ..widgets.attention import toy_embed, toy_projections
+    from ..toy import toy_embed, toy_projections
 
     gen = torch.Generator().manual_seed(5)
 

@@ -63,7 +63,12 @@ def _compare(got, expected, case: Case) -> str | None:
     if g.shape != e.shape:
         return f"expected shape {tuple(e.shape)}, got shape {tuple(g.shape)}"
     if not np.allclose(g, e, atol=case.atol, rtol=case.rtol, equal_nan=True):
-        gap = np.where(np.isnan(g) != np.isnan(e), np.inf, np.abs(g - e))  # nan where a number was due: worst
+        bad = np.argwhere(np.isnan(g) & ~np.isnan(e))  # nan where a number was due: say so first
+        if len(bad):
+            where = tuple(int(i) for i in bad[0])
+            return (f"got nan at index {where} where {e[where]:.4f} was expected "
+                    f"({len(bad)} nan value{'s' if len(bad) != 1 else ''} in all)")
+        gap = np.where(np.isnan(e) != np.isnan(g), np.inf, np.abs(g - e))
         worst = np.unravel_index(np.nanargmax(gap), g.shape) if g.size else ()
         return (f"values differ; largest gap at index {tuple(int(i) for i in worst)}: "
                 f"expected {e[worst]:.4f}, got {g[worst]:.4f}")
@@ -76,7 +81,11 @@ def run_checks(exercise: str, fn: Callable, cases: list[Case], hint: str, *, ver
     Prints one line per outcome: all passed; or the first failing case, what differed,
     and `hint`. A function that still raises `NotImplementedError` prints a "not
     attempted yet" line instead of a traceback, so the notebook runs top to bottom.
+    Passing something that is not a function (a common slip: `check_x(x())`) is a TypeError.
     """
+    if not callable(fn):
+        raise TypeError(f"check_{exercise} expects your function itself, as in check_{exercise}({exercise}), "
+                        f"got {type(fn).__name__}")
     n_passed = 0
     for case in cases:
         expected = case.expected() if callable(case.expected) else case.expected

@@ -15,12 +15,6 @@ from ._check import Case, Result, run_checks
 __all__ = ["check_split_heads", "check_merge_heads", "check_count_parameters"]
 
 
-def _check_callable(fn, exercise: str) -> None:
-    if not callable(fn):
-        raise TypeError(f"check_{exercise} needs your function itself, e.g. check_{exercise}({exercise}); "
-                        f"got {type(fn).__name__}")
-
-
 def _randn(*shape: int, seed: int) -> torch.Tensor:
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
 
@@ -28,7 +22,6 @@ def _randn(*shape: int, seed: int) -> torch.Tensor:
 def check_split_heads(fn: Callable) -> Result:
     """Check `fn(x, n_heads)`: `(B, T, d_model) -> (B, H, T, d_head)`, head `h` owning the
     features `h*d_head : (h+1)*d_head`, against `attn_core.split_heads`."""
-    _check_callable(fn, "split_heads")
     cases = []
     for name, (B, T, d_model, H), seed in [
         ("B=2, T=5, d_model=12, 3 heads", (2, 5, 12, 3), 0),
@@ -48,7 +41,6 @@ def check_split_heads(fn: Callable) -> Result:
 def check_merge_heads(fn: Callable) -> Result:
     """Check `fn(x)`: `(B, H, T, d_head) -> (B, T, H * d_head)`, the inverse of
     `split_heads`, against `attn_core.merge_heads`."""
-    _check_callable(fn, "merge_heads")
     cases = []
     for name, (B, H, T, d_head), seed in [
         ("B=2, 3 heads, T=5, d_head=4", (2, 3, 5, 4), 10),
@@ -72,7 +64,6 @@ def check_merge_heads(fn: Callable) -> Result:
 def check_count_parameters(fn: Callable) -> Result:
     """Check `fn(d_model, n_heads, bias=True)`, the number of parameters of
     `MultiHeadAttention(d_model, n_heads, bias)`, against `attn_core.multihead.parameter_count`."""
-    _check_callable(fn, "count_parameters")
     cases = []
     for name, (d_model, H, bias) in [
         ("d_model=768, 12 heads", (768, 12, True)),

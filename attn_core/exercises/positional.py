@@ -14,12 +14,6 @@ from ._check import Case, Result, run_checks
 __all__ = ["check_positional_encoding", "check_rope_rotate", "check_alibi"]
 
 
-def _require_callable(fn, exercise: str) -> None:
-    if not callable(fn):
-        raise TypeError(f"check_{exercise} expects your function itself (e.g. check_{exercise}({exercise})), "
-                        f"got {type(fn).__name__}")
-
-
 def check_positional_encoding(fn, *, verbose: bool = True) -> Result:
     """Check `fn(n_positions, d_model, base=10000.0) -> (n_positions, d_model)` against
     `sinusoidal_encoding`: `PE[pos, 2i] = sin(pos / base^(2i/d_model))`, `PE[pos, 2i+1] = cos(...)`.
@@ -27,7 +21,6 @@ def check_positional_encoding(fn, *, verbose: bool = True) -> Result:
     Cases include an odd `d_model` (its last column is a lone sine), a single position,
     `d_model = 2` and another `base`.
     """
-    _require_callable(fn, "positional_encoding")
 
     def case(name, n_positions, d_model, base=None):
         kwargs = {} if base is None else {"base": base}
@@ -56,7 +49,6 @@ def check_rope_rotate(fn, *, verbose: bool = True) -> Result:
     `positions * base^(-2i/D)` radians. Cases include a single 2-D vector, positions that
     do not start at 0, leading batch and head axes, and another `base`.
     """
-    _require_callable(fn, "rope_rotate")
     g = torch.Generator().manual_seed(11)
 
     def case(name, shape, positions, base=None):
@@ -86,7 +78,6 @@ def check_alibi(fn, *, verbose: bool = True) -> Result:
     Cases include a number of heads that is not a power of two (the paper's rule for the
     slopes) and fewer queries than keys (`T < S`: the queries are the last `T` positions).
     """
-    _require_callable(fn, "alibi")
 
     def case(name, n_heads, T, S=None):
         args = (n_heads, T) if S is None else (n_heads, T, S)

@@ -20,6 +20,9 @@ Lesson -> module
 07 heads in a trained model            `model` (`TinyTransformer`), `tasks`, `train`,
                                        `heads` (head scores)
 08 positional showdown                 `model`, `tasks`, `train`
+09 a real pretrained model             `pretrained` (`load_minilm`, `BertEncoder`,
+                                       `encode`, `sentence_embeddings`), `heads`
+                                       (bidirectional scores, selectors)
 figures and explorers                  `viz`, `widgets`; exercises: `exercises`;
                                        notebooks' set-up: `notebook`
 =====================================  ==============================================
@@ -50,8 +53,19 @@ from .heads import (
     self_score,
 )
 from .masks import causal_mask, mask_to_bias, padding_mask, sliding_window_mask
-from .model import POSITIONAL_SCHEMES, TinyTransformer, TransformerBlock
+from .model import NORMS, POSITIONAL_SCHEMES, TinyTransformer, TransformerBlock
 from .multihead import MultiHeadAttention, matmul_flops, merge_heads, parameter_count, split_heads
+from .pretrained import (
+    BertConfig,
+    BertEncoder,
+    Encoded,
+    bert_selectors,
+    contextual_vector,
+    encode,
+    load_minilm,
+    mean_pool,
+    sentence_embeddings,
+)
 from .tasks import IGNORE_INDEX, Batch, InductionTask, WhoDidWhatTask
 from .train import History, accuracy, evaluate  # the training loop: `attn_core.train.train`
 from .positional import (
@@ -106,4 +120,15 @@ __all__ = [
     "label_heads",
     "format_head_scores",
     "ablate_heads",
+    # a real pretrained model (lesson 09)
+    "NORMS",
+    "BertConfig",
+    "BertEncoder",
+    "Encoded",
+    "load_minilm",
+    "encode",
+    "bert_selectors",
+    "mean_pool",
+    "sentence_embeddings",
+    "contextual_vector",
 ]

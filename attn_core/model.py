@@ -10,6 +10,9 @@ returns every head's attention weights when asked, so a lesson can look inside.
     block:  x = x + attention(LayerNorm(x))     # mask / bias / RoPE decide what is seen
             x = x + mlp(LayerNorm(x))           # only when mlp=True
 
+`TransformerBlock` also builds BERT's post-LayerNorm block (`norm="post"`, `ln_eps`,
+`d_ff`), which `pretrained.BertEncoder` (lesson 09) stacks.
+
 The five positional schemes differ in *where* position enters:
 
 =============  ======================================================  ===============
@@ -35,33 +38,72 @@ from .masks import causal_mask
 from .multihead import MultiHeadAttention
 from .positional import LearnedPositionalEmbedding, alibi_bias, sinusoidal_encoding
 
-__all__ = ["POSITIONAL_SCHEMES", "TransformerBlock", "TinyTransformer"]
+__all__ = ["POSITIONAL_SCHEMES", "NORMS", "TransformerBlock", "TinyTransformer"]
 
 POSITIONAL_SCHEMES = ("none", "learned", "sinusoidal", "rope", "alibi")
 
 
+NORMS = ("pre", "post")
+
+
 class TransformerBlock(nn.Module):
-    r"""One pre-LayerNorm transformer block: attention, then (optionally) an MLP.
+    r"""One transformer block: attention, then (optionally) an MLP, with LayerNorm before or after.
+
+    Pre-LayerNorm (`norm="pre"`, GPT-2 and `TinyTransformer`) normalises what enters each
+    sub-layer and leaves the residual stream alone:
 
     .. math:: x \leftarrow x + \mathrm{MHA}(\mathrm{LN}(x)), \qquad
-              x \leftarrow x + W_2\, \mathrm{GELU}(W_1\, \mathrm{LN}(x))
+              x \leftarrow x + W_2\, \mathrm{GELU}(W_1\, \mathrm{LN}(x) + b_1) + b_2
 
-    `forward(x, mask=None, bias=None)`: `x (B, T, d_model)`. Returns `(x, weights)` with
-    the per-head attention `weights (B, H, T, T)`.
+    Post-LayerNorm (`norm="post"`, the original Transformer and BERT) normalises the sum:
+
+    .. math:: x \leftarrow \mathrm{LN}(x + \mathrm{MHA}(x)), \qquad
+              x \leftarrow \mathrm{LN}(x + W_2\, \mathrm{GELU}(W_1 x + b_1) + b_2)
+
+    GELU is the exact one, `x * Phi(x)` with the normal CDF `Phi` (erf), as in BERT.
+
+    Args:
+        d_model: width of the token vectors.
+        n_heads: attention heads (`MultiHeadAttention`).
+        mlp: add the MLP sub-layer (False: attention only).
+        rope: rotate queries and keys with RoPE inside attention.
+        norm: "pre" or "post" (where LayerNorm sits, see above).
+        ln_eps: the LayerNorms' epsilon (PyTorch's default 1e-5; BERT uses 1e-12).
+        d_ff: the MLP's hidden width (default `4 * d_model`).
+
+    `forward(x, mask=None, bias=None)`: `x (B, T, d_model)`, `mask`/`bias` as in
+    `MultiHeadAttention`. Returns `(x, weights)` with the per-head attention
+    `weights (B, H, T, T)`.
     """
 
-    def __init__(self, d_model: int, n_heads: int, *, mlp: bool = True, rope: bool = False):
+    def __init__(self, d_model: int, n_heads: int, *, mlp: bool = True, rope: bool = False,
+                 norm: str = "pre", ln_eps: float = 1e-5, d_ff: int | None = None):
         super().__init__()
-        self.ln_attn = nn.LayerNorm(d_model)
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+        if not (isinstance(ln_eps, (int, float)) and not isinstance(ln_eps, bool) and ln_eps > 0):
+            raise ValueError(f"ln_eps must be a positive number, got {ln_eps!r}")
+        d_ff = 4 * d_model if d_ff is None else check_positive_int(d_ff, "d_ff")
+        self.norm, self.d_ff = norm, d_ff
+        self.ln_attn = nn.LayerNorm(d_model, eps=ln_eps)
         self.attn = MultiHeadAttention(d_model, n_heads, rope=rope)
-        self.ln_mlp = nn.LayerNorm(d_model) if mlp else None
-        self.mlp = nn.Sequential(nn.Linear(d_model, 4 * d_model), nn.GELU(), nn.Linear(4 * d_model, d_model)) if mlp else None
+        self.ln_mlp = nn.LayerNorm(d_model, eps=ln_eps) if mlp else None
+        self.mlp = nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), nn.Linear(d_ff, d_model)) if mlp else None
+
+    def extra_repr(self) -> str:
+        return f"norm={self.norm!r}"
 
     def forward(self, x, mask=None, bias=None):
-        out, weights = self.attn(self.ln_attn(x), mask=mask, bias=bias)  # (B, T, d_model), (B, H, T, T)
-        x = x + out
+        if self.norm == "pre":
+            out, weights = self.attn(self.ln_attn(x), mask=mask, bias=bias)  # (B, T, d_model), (B, H, T, T)
+            x = x + out
+            if self.mlp is not None:
+                x = x + self.mlp(self.ln_mlp(x))  # (B, T, d_model) -> (B, T, d_ff) -> (B, T, d_model)
+            return x, weights
+        out, weights = self.attn(x, mask=mask, bias=bias)  # (B, T, d_model), (B, H, T, T)
+        x = self.ln_attn(x + out)
         if self.mlp is not None:
-            x = x + self.mlp(self.ln_mlp(x))  # (B, T, d_model) -> (B, T, 4 d_model) -> (B, T, d_model)
+            x = self.ln_mlp(x + self.mlp(x))  # (B, T, d_model) -> (B, T, d_ff) -> (B, T, d_model)
         return x, weights
 
 

@@ -7,9 +7,14 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: lab test setup bench bench-widgets bench-notebooks html clean
 
+# JupyterLab refuses to run as root ("Running as root is not recommended. Use --allow-root
+# to bypass."), yet root is who runs a container, a classroom VM or a cloud notebook box:
+# there, and only there, `make lab` passes --allow-root.
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root)
+
 lab: $(STAMP)
 	$(BIN)/jupyter trust notebooks/*.ipynb
-	$(BIN)/jupyter lab notebooks/00_start_here.ipynb
+	$(BIN)/jupyter lab $(ALLOW_ROOT) notebooks/00_start_here.ipynb
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

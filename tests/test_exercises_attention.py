@@ -49,21 +49,22 @@ def _sdpa_naive(q, k, v):
     (ex01.check_stable_softmax, _naive_softmax, "large logits"),  # overflows to nan
     (ex01.check_stable_softmax, lambda x, dim=-1: torch.softmax(x, dim=-1), "dim=0"),  # ignores dim
     # lesson 02
-    (ex02.check_attention_scores, lambda q, k: q @ k.mT, "4 queries"),  # not scaled
-    (ex02.check_attention_scores, lambda q, k: q @ k.mT / q.shape[-1], "4 queries"),  # divides by d_k
-    (ex02.check_attention_scores, lambda q, k: q @ k.mT / math.sqrt(k.shape[-2]), "4 queries"),  # sqrt(S)
-    (ex02.check_scaled_dot_product_attention, _sdpa_softmax_over_queries, "4 queries"),
-    (ex02.check_scaled_dot_product_attention, lambda q, k, v: sol02.scaled_dot_product_attention(q, k, v)[0], "4 queries"),
+    (ex02.check_attention_scores, lambda q, k: q @ k.mT, "3 queries, 5 keys"),  # not scaled
+    (ex02.check_attention_scores, lambda q, k: q @ k.mT / q.shape[-1], "3 queries, 5 keys"),  # divides by d_k
+    (ex02.check_attention_scores, lambda q, k: q @ k.mT / math.sqrt(k.shape[-2]), "3 queries, 5 keys"),  # sqrt(S)
+    (ex02.check_scaled_dot_product_attention, _sdpa_softmax_over_queries, "3 queries, 5 keys"),
+    (ex02.check_scaled_dot_product_attention, lambda q, k, v: sol02.scaled_dot_product_attention(q, k, v)[0],
+     "3 queries, 5 keys"),
     (ex02.check_scaled_dot_product_attention, _sdpa_naive, "large scores"),  # fine until the scores are large
     # lesson 03
     (ex03.check_self_attention,  # scales by sqrt(d_model) instead of sqrt(d_k)
      lambda x, w_q, w_k, w_v: attn_core.scaled_dot_product_attention(x @ w_q, x @ w_k, x @ w_v, scale=x.shape[-1] ** -0.5),
-     "toy sentence"),
+     "d_model = 8, d_k = 4"),
     (ex03.check_self_attention,  # values from the key projection: fails once d_v != d_k
-     lambda x, w_q, w_k, w_v: attn_core.scaled_dot_product_attention(x @ w_q, x @ w_k, x @ w_k), "toy sentence"),
+     lambda x, w_q, w_k, w_v: attn_core.scaled_dot_product_attention(x @ w_q, x @ w_k, x @ w_k), "d_model = 8, d_k = 4"),
     (ex03.check_unshuffle, lambda out, perm: out[..., perm, :], "3-cycle"),  # shuffles again; a swap is its own inverse
     (ex03.check_unshuffle, lambda out, perm: out, "swap"),
-    (ex03.check_attention_flops, lambda T, S, d_k, d_v: T * S * (d_k + d_v), "T=4"),  # multiply-adds, not FLOPs
+    (ex03.check_attention_flops, lambda T, S, d_k, d_v: T * S * (d_k + d_v), "T=10, S=6"),  # multiply-adds, not FLOPs
     (ex03.check_attention_flops, lambda T, S, d_k, d_v: 2 * T * T * (d_k + d_v), "T=10, S=6"),  # ignores S
 ])
 def test_checker_rejects_a_wrong_answer(check, wrong, failing_case, capsys):
@@ -71,7 +72,8 @@ def test_checker_rejects_a_wrong_answer(check, wrong, failing_case, capsys):
     out = capsys.readouterr().out
     assert result.attempted and not result.passed
     assert failing_case in result.failed_case, result
-    assert "✗" in out and "Hint:" in out and result.failed_case in out
+    assert "✗" in out and result.failed_case in out
+    assert ("Likely mistake, " + result.mistake) in out if result.mistake else "Hint:" in out
 
 
 def test_unshuffle_wrong_answer_passes_the_swap_first():

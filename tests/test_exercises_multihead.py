@@ -21,7 +21,8 @@ def test_split_heads_rejects_plain_reshape(capsys):
     assert result.failed_case == "B=2, T=5, d_model=12, 3 heads"
     assert "values differ" in result.message
     out = capsys.readouterr().out
-    assert "✗ split_heads" in out and "Hint:" in out and "transpose" in out
+    assert "✗ split_heads" in out and "Likely mistake, reshape without transpose" in out
+    assert result.mistake == "reshape without transpose"
 
 
 def test_split_heads_rejects_wrong_head_order(capsys):

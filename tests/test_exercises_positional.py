@@ -47,7 +47,7 @@ def test_sine_and_cosine_swapped_fail_the_first_case(capsys):
     out = capsys.readouterr().out
     assert result.attempted and not result.passed
     assert result.failed_case == "2 positions, d_model=4" and result.n_passed == 0
-    assert "Hint:" in out and "2 positions, d_model=4" in out
+    assert "Likely mistake, sine and cosine swapped" in out and "2 positions, d_model=4" in out
 
 
 def test_exponent_from_the_column_instead_of_the_pair_fails():

@@ -14,66 +14,103 @@ from typing import Callable
 
 import torch
 
-from .._arrays import is_bool
 from ..attention import scaled_dot_product_attention
 from ..masks import causal_mask, padding_mask
-from ._check import Case, Result, run_checks
+from ._check import Case, Mistake, Result, run_checks
 
 __all__ = ["check_build_causal_mask", "check_build_padding_mask", "check_masked_softmax"]
 
 
-def _run(exercise: str, fn: Callable, cases: list[Case], hint: str, *, boolean: bool = False) -> Result:
-    """`run_checks` with (when `boolean`) one last case: the mask must be boolean, not 0/1
-    numbers."""
-    n = len(cases) + int(boolean)
-    first = run_checks(exercise, fn, cases, hint, verbose=False)
-    if not first.attempted:
-        print(f"○ {exercise}: not attempted yet. Replace `raise NotImplementedError` with your code, then run this cell again.")
-        return Result(exercise, False, 0, n, message=first.message)
-    if first.passed and boolean:
-        out = fn(*cases[0].args, **cases[0].kwargs)
-        if not (isinstance(out, torch.Tensor) and is_bool(out)):
-            kind = f"dtype {out.dtype}" if hasattr(out, "dtype") else f"type {type(out).__name__}"
-            first = Result(exercise, True, len(cases), n, failed_case="boolean dtype", message=(
-                f"the values are right, but the mask has {kind}; it must be a torch.bool tensor "
-                f"(F.scaled_dot_product_attention would *add* a 0/1 float mask to the scores)"))
-            hint = "end with a comparison (<, <=) or call .bool() on the result."
-    if first.passed:
-        print(f"✓ {exercise}: all {n} cases passed.")
-        return Result(exercise, True, n, n)
-    print(f"✗ {exercise}: {first.n_passed}/{n} cases passed. First failure, case '{first.failed_case}': {first.message}")
-    print(f"  Hint: {hint}")
-    return Result(exercise, True, first.n_passed, n, failed_case=first.failed_case, message=first.message)
+def _grid(T, S):
+    S = T if S is None else S
+    return torch.arange(T)[:, None], torch.arange(S)[None, :], S  # (T, 1) queries, (1, S) keys
 
 
-def check_build_causal_mask(fn: Callable) -> Result:
+def _causal(rule):
+    def wrong(T, S=None):
+        i, j, S = _grid(T, S)
+        return rule(i, j, S - T)  # (T, S)
+    return wrong
+
+
+MISTAKES_BUILD_CAUSAL_MASK = (
+    Mistake("aligned to the top left", lambda T, S=None: torch.ones(T, T if S is None else S, dtype=torch.bool).tril(),
+            "right when S == T, but with cached keys (S > T) the T queries are the *last* T positions: query i "
+            "sits at position i + S - T and may see every key up to there (the mask is aligned to the end)."),
+    Mistake("diagonal left out", _causal(lambda i, j, off: j < i + off),
+            "a token may not see itself in your mask (and a single token sees nothing at all). A token may attend "
+            "to itself and to every earlier position."),
+    Mistake("mask inverted (True = blocked)", _causal(lambda i, j, off: j > i + off),
+            "True marks the *blocked* keys in your mask: that is nn.MultiheadAttention's attn_mask convention. This "
+            "course (like F.scaled_dot_product_attention) uses True = may attend."),
+    Mistake("the future allowed, the past blocked", _causal(lambda i, j, off: j >= i + off),
+            "your mask lets each query see itself and the *later* tokens. Causal attention sees the earlier ones."),
+    Mistake("S ignored", lambda T, S=None: torch.ones(T, T, dtype=torch.bool).tril(),
+            "your mask is always T x T; with S keys it must have one column per key: (T, S)."),
+    Mistake("an additive bias instead of a mask", _causal(
+        lambda i, j, off: torch.zeros(i.shape[0], j.shape[1]).masked_fill(j > i + off, float("-inf"))),
+            "you returned the additive bias (0 where allowed, -inf where blocked). This exercise asks for the "
+            "boolean mask itself, True = may attend; the bias comes from it later."),
+)
+
+
+def check_build_causal_mask(fn: Callable, *, verbose: bool = True) -> Result:
     """Check `build_causal_mask(T, S=None)`: a boolean `(T, S)` mask, True where query `i`
-    may attend to key `j`, i.e. `j <= i + (S - T)` (aligned to the end when `S > T`)."""
+    may attend to key `j`, i.e. `j <= i + (S - T)` (aligned to the end when `S > T`).
+    Every case checks that the mask is a `torch.bool` tensor."""
     cases = [
-        Case("T=1", args=(1,), expected=causal_mask(1)),
         Case("T=4", args=(4,), expected=causal_mask(4)),
+        Case("T=1", args=(1,), expected=causal_mask(1)),
         Case("T=S=3 given explicitly", args=(3, 3), expected=causal_mask(3, 3)),
         Case("cached keys: T=2 new queries, S=5 keys", args=(2, 5), expected=causal_mask(2, 5)),
         Case("one new query, S=4 keys", args=(1, 4), expected=causal_mask(1, 4)),
     ]
-    hint = ("query i may see key j when j <= i + (S - T). Compare torch.arange(T)[:, None] with "
-            "torch.arange(S)[None, :] (broadcasting builds the (T, S) grid); S defaults to T.")
-    return _run("build_causal_mask", fn, cases, hint, boolean=True)
+    hint = ("query i may see key j when j is not in its future; with S > T the queries are the last T positions. "
+            "Build the (T, S) grid from a column of query positions and a row of key positions. The mask is a "
+            "torch.bool tensor, True = may attend.")
+    return run_checks("build_causal_mask", fn, cases, hint, verbose=verbose, mistakes=MISTAKES_BUILD_CAUSAL_MASK)
 
 
-def check_build_padding_mask(fn: Callable) -> Result:
+def _pad(rule=lambda j, n: j < n, index=(slice(None), None, None, slice(None))):
+    def wrong(lengths, S):
+        j, n = torch.arange(S)[None, :], torch.as_tensor(lengths)[:, None]  # (1, S), (B, 1)
+        return rule(j, n)[index]  # (B, S) -> ...
+    return wrong
+
+
+MISTAKES_BUILD_PADDING_MASK = (
+    Mistake("off by one", _pad(lambda j, n: j <= n),
+            "your mask lets each sequence see one key too many: a sequence of length n has real tokens at "
+            "positions 0 .. n - 1."),
+    Mistake("mask inverted (True = padding)", _pad(lambda j, n: j >= n),
+            "True marks the *padding* in your mask: that is nn.MultiheadAttention's key_padding_mask convention. "
+            "This course uses True = may attend (a real token)."),
+    Mistake("no head and query axes", _pad(index=(slice(None), slice(None))),
+            "your mask is (B, S). Scores are (B, H, T, S), and broadcasting lines up axes from the right, so a "
+            "(B, S) mask would meet the (T, S) axes: it needs singleton head and query axes, (B, 1, 1, S)."),
+    Mistake("one singleton axis missing", _pad(index=(slice(None), None, slice(None))),
+            "your mask is (B, 1, S). Against (B, H, T, S) scores broadcasting lines it up as (1, B, 1, S): the "
+            "batch axis would meet the head axis. Use (B, 1, 1, S)."),
+    Mistake("queries masked instead of keys", _pad(index=(slice(None), None, slice(None), None)),
+            "your mask is (B, 1, S, 1), which blocks *queries*. Padding blocks keys: the last axis of the mask "
+            "is the key axis."),
+)
+
+
+def check_build_padding_mask(fn: Callable, *, verbose: bool = True) -> Result:
     """Check `build_padding_mask(lengths, S)`: boolean `(B, 1, 1, S)`, True where key `j`
-    of sequence `b` is a real token (`j < lengths[b]`), False on padding."""
+    of sequence `b` is a real token (`j < lengths[b]`), False on padding. Every case
+    checks that the mask is a `torch.bool` tensor."""
     cases = [
         Case("lengths [2, 3], S=3", args=([2, 3], 3), expected=padding_mask([2, 3], 3)),
         Case("one sequence, no padding", args=([4], 4), expected=padding_mask([4], 4)),
         Case("an empty sequence: lengths [0, 4, 2], S=5", args=([0, 4, 2], 5), expected=padding_mask([0, 4, 2], 5)),
         Case("lengths given as a tensor", args=(torch.tensor([3, 1]), 6), expected=padding_mask([3, 1], 6)),
     ]
-    hint = ("key j of sequence b is real when j < lengths[b]: compare torch.arange(S)[None, :] with "
-            "torch.as_tensor(lengths)[:, None], then add two singleton axes with [:, None, None, :] so the "
-            "mask broadcasts against (B, H, T, S) scores. True marks real tokens (PyTorch SDPA's convention).")
-    return _run("build_padding_mask", fn, cases, hint, boolean=True)
+    hint = ("key j of sequence b is a real token when it comes before the end of that sequence; True marks real "
+            "tokens (PyTorch SDPA's convention). The mask must broadcast against (B, H, T, S) scores, and lengths "
+            "may come as a list or a tensor.")
+    return run_checks("build_padding_mask", fn, cases, hint, verbose=verbose, mistakes=MISTAKES_BUILD_PADDING_MASK)
 
 
 def _reference_weights(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -82,7 +119,44 @@ def _reference_weights(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor
     return scaled_dot_product_attention(scores, eye, eye, mask=mask, scale=1.0)[1]  # (..., T, S)
 
 
-def check_masked_softmax(fn: Callable) -> Result:
+_NEG_INF = float("-inf")
+_INVERTED = ("you blocked the keys whose mask is True. In this course True means *may attend* (PyTorch SDPA's "
+             "convention; nn.MultiheadAttention uses the opposite).")
+
+
+def _naive_masked(scores, mask):
+    e = torch.exp(scores.masked_fill(~mask, _NEG_INF))  # no maximum subtracted: overflows
+    return torch.where(mask, e / e.sum(-1, keepdim=True), 0.0)
+
+
+MISTAKES_MASKED_SOFTMAX = (
+    Mistake("mask ignored", lambda s, m: torch.softmax(s, -1),
+            "your weights are a plain softmax: blocked keys still get weight. Blocked keys must get weight "
+            "exactly 0."),
+    Mistake("mask inverted", lambda s, m: torch.softmax(s.masked_fill(m, _NEG_INF), -1),
+            _INVERTED),
+    Mistake("mask inverted", lambda s, m: torch.where(~m, torch.softmax(s.masked_fill(m, _NEG_INF), -1), 0.0),
+            _INVERTED),
+    Mistake("zeroed after the softmax", lambda s, m: torch.softmax(s, -1) * m,
+            "you set the blocked weights to 0 after the softmax, so the remaining weights no longer sum to 1. "
+            "Block the keys *before* normalising."),
+    Mistake("nan in fully masked rows", lambda s, m: torch.softmax(s.masked_fill(~m, _NEG_INF), -1),
+            "right everywhere except a row whose keys are all blocked: the softmax of all -inf is 0 / 0 = nan. "
+            "Such a row must give weights that are all 0 (as PyTorch's SDPA and attn_core do)."),
+    Mistake("-1e9 instead of -inf", lambda s, m: torch.softmax(s.masked_fill(~m, -1e9), -1),
+            "a large negative number is not -inf: when every key of a row is blocked, all its scores equal -1e9 "
+            "and the softmax spreads the weight evenly over the blocked keys (and with scores around 1e9 the "
+            "blocked keys would get weight too). Blocked keys need weight exactly 0."),
+    Mistake("softmax over the queries", lambda s, m: torch.where(m, torch.softmax(s.masked_fill(~m, _NEG_INF), -2), 0.0).nan_to_num(),
+            "you normalised down the columns (dim=-2). Each query's weights over the keys sum to 1: normalise "
+            "along the last axis."),
+    Mistake("softmax that overflows", _naive_masked,
+            "right for small scores, but exp of a large score overflows to inf and inf / inf gives nan. Use a "
+            "softmax that is stable for large inputs (lesson 01)."),
+)
+
+
+def check_masked_softmax(fn: Callable, *, verbose: bool = True) -> Result:
     """Check `masked_softmax(scores, mask)`: softmax over the last axis where blocked keys
     (mask False) get weight exactly 0, and a row with every key blocked gets all zeros
     (as `scaled_dot_product_attention` and PyTorch's SDPA do), not nan."""
@@ -105,8 +179,7 @@ def check_masked_softmax(fn: Callable) -> Result:
         Case("a fully masked row (query 1 may attend to nothing)", args=(square[:3, :3], dead),
              expected=lambda: _reference_weights(square[:3, :3], dead)),
     ]
-    hint = ("fill the blocked scores with float('-inf') (scores.masked_fill(~mask, float('-inf'))), take "
-            "torch.softmax over the last axis, then give a row whose keys are all blocked zeros instead of "
-            "nan: torch.where(mask, weights, 0.0) does both at once. Don't use -1e9: a fully blocked row "
-            "would spread its weight evenly over the blocked keys.")
-    return _run("masked_softmax", fn, cases, hint)
+    hint = ("blocked keys (mask False) must end with weight exactly 0 and each row's remaining weights sum to 1; a "
+            "row whose keys are all blocked gives all zeros, not nan. The mask broadcasts against the scores and "
+            "the scores may be large.")
+    return run_checks("masked_softmax", fn, cases, hint, verbose=verbose, mistakes=MISTAKES_MASKED_SOFTMAX)

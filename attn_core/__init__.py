@@ -44,13 +44,19 @@ True = may attend; `mask_to_bias` turns them into additive 0 / -inf biases.
 from .attention import scaled_dot_product_attention, softmax
 from .heads import (
     ablate_heads,
+    cls_score,
+    entropy_score,
     first_token_score,
     format_head_scores,
     head_scores,
     induction_score,
     label_heads,
+    next_token_score,
     previous_token_score,
+    punctuation_score,
+    selector_score,
     self_score,
+    sep_score,
 )
 from .masks import causal_mask, mask_to_bias, padding_mask, sliding_window_mask
 from .model import NORMS, POSITIONAL_SCHEMES, TinyTransformer, TransformerBlock
@@ -122,6 +128,12 @@ __all__ = [
     "ablate_heads",
     # a real pretrained model (lesson 09)
     "NORMS",
+    "next_token_score",
+    "selector_score",
+    "cls_score",
+    "sep_score",
+    "punctuation_score",
+    "entropy_score",
     "BertConfig",
     "BertEncoder",
     "Encoded",

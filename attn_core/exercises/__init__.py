@@ -1,13 +1,18 @@
 """Exercises with self-checks, one module per lesson topic.
 
 Each `check_*` function takes the learner's function, runs it on test cases against the
-package's own implementation and prints what passed, the first case that failed and a
-hint; an unattempted exercise (`raise NotImplementedError`) prints "not attempted yet".
-It returns a `Result` whose `.passed` says whether every case passed. The solutions are
+package's own implementation and prints what passed and the first case that failed, with
+what was wrong: a forgotten `return`, an input changed in place, the wrong kind of answer
+(a string, a complex number, numpy instead of torch, a float mask), an error located in the
+learner's own code, or wrong values. When wrong values match one of the exercise's
+catalogued mistakes (`MISTAKES_*`, a list of `Mistake`s next to each checker) the checker
+names the mistake and why it is wrong; otherwise it prints a hint that does not give the
+solution away. An unattempted exercise (`raise NotImplementedError`) prints "not
+attempted yet". It returns a `Result` whose `.passed` says whether every case passed. The solutions are
 in the repository's `solutions/` folder, out of the learners' way.
 """
 
-from ._check import Case, Result, run_checks
+from ._check import Case, Mistake, Result, run_checks
 from .attention import *  # noqa: F401,F403  lesson 01
 from .qkv import *  # noqa: F401,F403  lesson 02
 from .self_attention import *  # noqa: F401,F403  lesson 03
@@ -20,4 +25,4 @@ from . import attention as _a, masks as _ma, multihead as _mh, positional as _p,
 CHECKS = {name: getattr(mod, name) for mod in (_a, _q, _s, _mh, _p, _ma) for name in mod.__all__}
 """Every checker by name; tests run each against its solution and a wrong answer."""
 
-__all__ = ["Case", "Result", "run_checks", "CHECKS", *CHECKS]
+__all__ = ["Case", "Mistake", "Result", "run_checks", "CHECKS", *CHECKS]

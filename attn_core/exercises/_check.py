@@ -508,7 +508,7 @@ def run_checks(exercise: str, fn: Callable, cases: list[Case], hint: str, *, ver
             if n_passed:
                 problem += " (your function does not handle this case yet)"
             mistake = _diagnose(mistakes, case, "raised", err, expected)
-        except Exception as err:  # a learner's bug: report it like a failed case, never crash the notebook
+        except (Exception, SystemExit) as err:  # a learner's bug: report it like a failed case, never crash the notebook
             verdict, problem = "raised", f"raised {_error_text(err)}{_where(err, code)}"
             mistake = _diagnose(mistakes, case, "raised", err, expected)
         else:

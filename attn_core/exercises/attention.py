@@ -81,10 +81,13 @@ def _global_max(x, dim=-1):
     return e / e.sum(dim=dim, keepdim=True)
 
 
-def _total(x, dim=-1):
-    e = torch.exp(x - x.max())
+def _total(x, dim=-1, per_slice_max=False):
+    e = torch.exp(x - (x.max(dim=dim, keepdim=True).values if per_slice_max else x.max()))
     return e / e.sum()
 
+
+_WHOLE = ("you divided by the sum of *all* exponentials, so the whole tensor sums to 1 instead of each slice "
+          "along `dim`.")
 
 MISTAKES_STABLE_SOFTMAX = (
     Mistake("no maximum subtracted", _naive,
@@ -100,9 +103,8 @@ MISTAKES_STABLE_SOFTMAX = (
     Mistake("one maximum for the whole tensor", _global_max,
             "you subtracted the maximum of the whole tensor. A row whose logits are all far below it underflows to "
             "exp(...) = 0 everywhere and then 0 / 0 = nan. Each row (each slice along `dim`) needs its own maximum."),
-    Mistake("normalised over the whole tensor", _total,
-            "you divided by the sum of *all* exponentials, so the whole tensor sums to 1 instead of each slice "
-            "along `dim`."),
+    Mistake("normalised over the whole tensor", _total, _WHOLE),
+    Mistake("normalised over the whole tensor", lambda x, dim=-1: _total(x, dim, per_slice_max=True), _WHOLE),
 )
 
 

@@ -124,9 +124,14 @@ _INVERTED = ("you blocked the keys whose mask is True. In this course True means
              "convention; nn.MultiheadAttention uses the opposite).")
 
 
-def _naive_masked(scores, mask):
+def _naive_masked(scores, mask, clean=True):
     e = torch.exp(scores.masked_fill(~mask, _NEG_INF))  # no maximum subtracted: overflows
-    return torch.where(mask, e / e.sum(-1, keepdim=True), 0.0)
+    weights = e / e.sum(-1, keepdim=True)
+    return torch.where(mask, weights, 0.0) if clean else weights
+
+
+_OVERFLOW = ("right for small scores, but exp of a large score overflows to inf (inf / inf = nan) and exp of a very "
+             "negative one underflows to 0 (0 / 0 = nan). Use a softmax that is stable for large inputs (lesson 01).")
 
 
 MISTAKES_MASKED_SOFTMAX = (
@@ -150,9 +155,8 @@ MISTAKES_MASKED_SOFTMAX = (
     Mistake("softmax over the queries", lambda s, m: torch.where(m, torch.softmax(s.masked_fill(~m, _NEG_INF), -2), 0.0).nan_to_num(),
             "you normalised down the columns (dim=-2). Each query's weights over the keys sum to 1: normalise "
             "along the last axis."),
-    Mistake("softmax that overflows", _naive_masked,
-            "right for small scores, but exp of a large score overflows to inf and inf / inf gives nan. Use a "
-            "softmax that is stable for large inputs (lesson 01)."),
+    Mistake("softmax that overflows", _naive_masked, _OVERFLOW),
+    Mistake("softmax that overflows", lambda s, m: _naive_masked(s, m, clean=False), _OVERFLOW),
 )
 
 

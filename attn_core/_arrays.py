@@ -8,13 +8,22 @@ inputs, and the operators `@`, `+`, `*`, `.mT` and `.shape` mean the same in bot
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
 import torch
 from array_api_compat import array_namespace, is_torch_array
 
-__all__ = ["array_namespace", "as_like", "check_array", "fmt_shape", "is_array", "is_bool", "is_torch_array"]
+__all__ = [
+    "array_namespace", "as_like", "check_array", "check_finite", "check_flag", "check_float_dtype", "check_floating",
+    "check_positive_finite", "check_positive_int", "fmt_shape", "is_array", "is_bool", "is_torch_array",
+]
+
+# One rule for the whole package: a function that computes floating-point results takes
+# floating-point arrays and floating dtypes. Integer and boolean ones are refused with a
+# TypeError that says how to convert (`x.float()`, `x.astype(np.float32)`), never
+# computed in silence (integer results of a softmax or a rotation are zeros or truncated).
 
 
 def is_array(x) -> bool:
@@ -70,3 +79,89 @@ def check_positive_int(value, name: str) -> int:
     if value < 1:
         raise ValueError(f"{name} must be >= 1, got {value}")
     return int(value)
+
+
+def check_flag(value, name: str) -> bool:
+    """Return `value` if it is True or False (numpy's `bool_` too); a TypeError otherwise.
+
+    `rope="no"` is truthy: without this check it would switch RoPE *on*.
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
+    return bool(value)
+
+
+def _as_real(value, name: str, expected: str) -> float:
+    if is_array(value) and value.ndim == 0 and not is_bool(value) and _is_real_dtype(value.dtype):
+        value = value.item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number ({expected}), got {value!r:.60} ({type(value).__name__})")
+    return float(value)
+
+
+def check_finite(value, name: str) -> float:
+    """Return `value` as a float, or raise if it is not a finite real number."""
+    value = _as_real(value, name, "a finite float")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value}")
+    return value
+
+
+def check_positive_finite(value, name: str, *, allow_zero: bool = False) -> float:
+    """Return `value` as a float, or raise unless it is finite and > 0 (>= 0 with `allow_zero`)."""
+    bound = ">= 0" if allow_zero else "> 0"
+    out = _as_real(value, name, f"finite, {bound}")
+    if not math.isfinite(out) or out < 0 or (out == 0 and not allow_zero):
+        shown = value if isinstance(value, numbers.Real) and not isinstance(value, float) else out
+        raise ValueError(f"{name} must be a finite number {bound}, got {shown}")
+    return out
+
+
+def _is_real_dtype(dtype) -> bool:
+    if isinstance(dtype, torch.dtype):
+        return not dtype.is_complex and dtype != torch.bool
+    return np.dtype(dtype).kind in "fiu"
+
+
+def _is_float_dtype(dtype) -> bool:
+    if isinstance(dtype, torch.dtype):
+        return dtype.is_floating_point
+    return np.dtype(dtype).kind == "f"
+
+
+def check_floating(x, name: str) -> None:
+    """Raise a TypeError unless the array `x` holds real floating-point numbers."""
+    if not _is_float_dtype(x.dtype):
+        fix = (f"{name}.float() or {name}.double()" if isinstance(x, torch.Tensor)
+               else f"{name}.astype(np.float32) or {name}.astype(np.float64)")
+        raise TypeError(f"{name} must hold floating-point numbers, got dtype {x.dtype}; convert it with {fix}")
+
+
+def check_float_dtype(dtype, name: str = "dtype", *, like: str = "torch"):
+    """Return `dtype` as a floating dtype of the kind `like` ("torch" or "numpy").
+
+    A torch dtype is accepted for numpy results and a numpy one for torch results (they
+    are translated); an integer, boolean or complex dtype is a TypeError, since the
+    function computes floats and would have to truncate them.
+    """
+    if dtype is None or isinstance(dtype, bool):
+        raise TypeError(f"{name} must be a floating dtype such as torch.float32 or np.float64, got {dtype!r}")
+    try:
+        if isinstance(dtype, torch.dtype):
+            np_dtype = torch.empty(0, dtype=dtype).numpy().dtype if dtype != torch.bfloat16 else None
+            torch_dtype = dtype
+        else:
+            np_dtype = np.dtype(dtype)
+            torch_dtype = torch.from_numpy(np.empty(0, dtype=np_dtype)).dtype if np_dtype.kind in "biufc" else None
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a floating dtype such as torch.float32 or np.float64, got {dtype!r}") from None
+    if not _is_float_dtype(torch_dtype if torch_dtype is not None else np_dtype):
+        raise TypeError(
+            f"{name} must be a floating dtype such as torch.float32 or np.float64 (the result holds fractions and "
+            f"-inf), got {dtype if isinstance(dtype, torch.dtype) else np_dtype}"
+        )
+    if like == "torch":
+        return torch_dtype
+    if np_dtype is None:
+        raise TypeError(f"{name}={dtype} has no numpy equivalent; use float16, float32 or float64 for numpy arrays")
+    return np_dtype

@@ -11,7 +11,19 @@ import math
 import numpy as np
 import torch
 
-from ._arrays import array_namespace, is_torch_array, as_like, check_array, fmt_shape, is_array, is_bool
+import numbers
+
+from ._arrays import (
+    array_namespace,
+    as_like,
+    check_array,
+    check_finite,
+    check_floating,
+    fmt_shape,
+    is_array,
+    is_bool,
+    is_torch_array,
+)
 from .masks import mask_to_bias
 
 __all__ = ["softmax", "scaled_dot_product_attention"]
@@ -35,19 +47,28 @@ def softmax(x, axis: int = -1):
     the cost of attention on long sequences. The tests hold the two paths equal to 1e-10.
 
     Args:
-        x: numpy array or torch tensor of logits, any shape.
+        x: numpy array or torch tensor of floating-point logits, at least 1-D. Integer
+            input is a TypeError (convert with `x.float()` / `x.astype(np.float64)`), as
+            in `torch.softmax`, so numpy and torch answer alike.
         axis: the axis that sums to 1.
 
     Returns:
-        Same kind, shape and dtype as `x`.
+        Same kind, shape and dtype as `x`. An empty `x` gives an empty result.
 
     >>> import numpy as np
     >>> softmax(np.array([1e4, 1e4 - 1.0])).round(4)
     array([0.7311, 0.2689])
     """
     check_array(x, "x")
+    check_floating(x, "x")
+    if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+        raise TypeError(f"axis must be an int, got {axis!r} ({type(axis).__name__})")
+    if not -x.ndim <= axis < x.ndim:
+        raise ValueError(f"axis={axis} is out of range for x of shape {fmt_shape(x.shape)} ({x.ndim} axes)")
     if is_torch_array(x):
-        return torch.softmax(x, dim=axis)  # the formula below, fused
+        return torch.softmax(x, dim=int(axis))  # the formula below, fused
+    if x.size == 0:
+        return np.zeros_like(x)  # nothing to normalise (np.max has no identity on an empty axis)
     m = np.max(x, axis=axis, keepdims=True)  # the row maximum
     e = np.exp(x - m)
     return e / np.sum(e, axis=axis, keepdims=True)
@@ -60,6 +81,20 @@ def _check_qkv(q, k, v) -> None:
         raise TypeError(
             f"q, k and v must be the same kind of array (all numpy or all torch), got "
             f"{type(q).__name__}, {type(k).__name__} and {type(v).__name__}"
+        )
+    for name, x in (("q", q), ("k", k), ("v", v)):
+        check_floating(x, name)
+    if not q.dtype == k.dtype == v.dtype:
+        fix = (".float() (float32) or .double() (float64)" if is_torch_array(q)
+               else ".astype(np.float32) or .astype(np.float64)")
+        raise TypeError(
+            f"q, k and v must have the same dtype, got q {q.dtype}, k {k.dtype}, v {v.dtype}; convert them all with "
+            f"{fix} (torch.from_numpy keeps numpy's float64, while torch makes float32 by default)"
+        )
+    if q.shape[-1] == 0:
+        raise ValueError(
+            f"d_k must be >= 1: q has shape {fmt_shape(q.shape)} and k {fmt_shape(k.shape)}, so there is nothing "
+            f"to compare and the scale 1/sqrt(d_k) is undefined"
         )
     if q.shape[-1] != k.shape[-1]:
         raise ValueError(
@@ -105,14 +140,16 @@ def scaled_dot_product_attention(q, k, v, mask=None, bias=None, scale=None):
     where `log mask` is 0 where `mask` is True (may attend) and `-inf` where it is False.
 
     Args:
-        q: queries `(..., T, d_k)`; numpy array or torch tensor.
-        k: keys `(..., S, d_k)`, same kind as `q`.
-        v: values `(..., S, d_v)`, same kind as `q`.
+        q: queries `(..., T, d_k)`, `d_k >= 1`; a floating numpy array or torch tensor.
+        k: keys `(..., S, d_k)`, same kind and dtype as `q`.
+        v: values `(..., S, d_v)`, same kind and dtype as `q` (mixed float32 / float64 is
+            a TypeError saying how to convert, not a silent upcast or torch's matmul error).
         mask: optional boolean, broadcastable to `(..., T, S)`; True = may attend (PyTorch
             SDPA's convention). numpy or torch, whatever `q` is.
         bias: optional additive float bias broadcastable to `(..., T, S)` (ALiBi, relative
             positions, or a 0 / -inf mask from `mask_to_bias`).
-        scale: multiplier of `q k^T`; default `1 / sqrt(d_k)`.
+        scale: multiplier of `q k^T`, a finite number; default `1 / sqrt(d_k)`. It never
+            changes the dtype: float32 inputs give float32 results.
 
     Returns:
         `(out, weights)`: `out (..., T, d_v)` and `weights (..., T, S)`, same kind as `q`.
@@ -122,7 +159,7 @@ def scaled_dot_product_attention(q, k, v, mask=None, bias=None, scale=None):
     _check_qkv(q, k, v)
     xp = array_namespace(q)
     T, S, d_k = q.shape[-2], k.shape[-2], q.shape[-1]
-    scale = 1.0 / math.sqrt(d_k) if scale is None else scale
+    scale = 1.0 / math.sqrt(d_k) if scale is None else check_finite(scale, "scale")  # a Python float: keeps q's dtype
 
     scores = (q * scale) @ k.mT  # (..., T, d_k) x (..., d_k, S) -> (..., T, S); scaling q is cheaper than scaling the scores
     target = tuple(scores.shape)
@@ -141,6 +178,9 @@ def scaled_dot_product_attention(q, k, v, mask=None, bias=None, scale=None):
             raise TypeError(f"bias must be a float numpy array or torch tensor, got {type(bias).__name__}")
         if is_bool(bias):
             raise TypeError("bias must be a float array of additive scores, got a boolean array; pass it as mask= instead")
+        if not (bias.dtype.is_floating_point if isinstance(bias, torch.Tensor) else bias.dtype.kind == "f"):
+            raise TypeError(f"bias must be a float array of additive scores, got dtype {bias.dtype}; convert it "
+                            f"with .float() (torch) or .astype(np.float64) (numpy)")
         _check_broadcast(bias, "bias", target, f"expected e.g. (T, S) = ({T}, {S}) or (H, T, S)")
         scores = scores + as_like(bias, scores)
 

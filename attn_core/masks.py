@@ -14,9 +14,19 @@ import math
 import numpy as np
 import torch
 
-from ._arrays import array_namespace, check_array, check_positive_int, fmt_shape, is_bool
+from ._arrays import array_namespace, check_array, check_float_dtype, check_flag, check_positive_int, fmt_shape, is_array, is_bool
 
 __all__ = ["causal_mask", "padding_mask", "mask_to_bias", "sliding_window_mask"]
+
+
+def _check_not_fewer_keys(T: int, S: int, fn: str) -> None:
+    """End-aligned masks need S >= T: with fewer keys, the first T - S queries would see nothing."""
+    if S < T:
+        raise ValueError(
+            f"{fn}(T={T}, S={S}): S={S} < T={T}. The mask is aligned to the end (the T queries are the last T "
+            f"of the S positions), so with fewer keys than queries the first {T - S} queries would come before "
+            f"every key and see nothing at all (a fully masked row). Use S >= T (S = T for self-attention)"
+        )
 
 
 def causal_mask(T: int, S: int | None = None, *, device=None):
@@ -27,11 +37,13 @@ def causal_mask(T: int, S: int | None = None, *, device=None):
     With `S == T` (the default) this is the lower triangle, diagonal included. With
     `S > T` the triangle is aligned to the *end*: the `T` queries are the last `T`
     positions of a sequence whose first `S - T` keys are already cached, so every query
-    sees all cached keys plus the new keys up to itself.
+    sees all cached keys plus the new keys up to itself. `S < T` is a ValueError: the
+    first `T - S` queries would come before every key and see nothing (a fully masked
+    row, silently zero output).
 
     Args:
         T: number of queries.
-        S: number of keys (default `T`).
+        S: number of keys (default `T`), `S >= T`.
 
     Returns:
         torch.bool tensor `(T, S)`; convert with `.numpy()` for numpy code.
@@ -43,6 +55,7 @@ def causal_mask(T: int, S: int | None = None, *, device=None):
     """
     T = check_positive_int(T, "T")
     S = T if S is None else check_positive_int(S, "S")
+    _check_not_fewer_keys(T, S, "causal_mask")
     i = torch.arange(T, device=device)[:, None]  # (T, 1) query positions
     j = torch.arange(S, device=device)[None, :]  # (1, S) key positions
     return j <= i + (S - T)  # (T, S)
@@ -68,12 +81,19 @@ def padding_mask(lengths, S: int):
     """
     S = check_positive_int(S, "S")
     as_numpy = isinstance(lengths, np.ndarray)
-    lengths_t = torch.as_tensor(np.asarray(lengths) if as_numpy else lengths)
+    if not (is_array(lengths) or isinstance(lengths, (list, tuple, range))):
+        raise TypeError(f"lengths must be a list, numpy array or torch tensor of whole numbers (B,), got {type(lengths).__name__}")
+    try:
+        lengths_t = torch.as_tensor(np.asarray(lengths) if as_numpy else lengths)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"lengths must hold whole numbers, one per sequence (B,), got {lengths!r:.60}") from None
     if lengths_t.ndim != 1:
         raise ValueError(f"lengths must be one length per sequence, shape (B,), got shape {fmt_shape(lengths_t.shape)}")
-    if lengths_t.dtype.is_floating_point or lengths_t.dtype == torch.bool:
+    if len(lengths_t) == 0:
+        raise ValueError("lengths is empty: give one length per sequence in the batch, e.g. [3, 2] for B = 2")
+    if lengths_t.dtype.is_floating_point or lengths_t.dtype.is_complex or lengths_t.dtype == torch.bool:
         raise TypeError(f"lengths must hold whole numbers, got dtype {lengths_t.dtype}")
-    if len(lengths_t) and (lengths_t.min() < 0 or lengths_t.max() > S):
+    if (lengths_t.min() < 0 or lengths_t.max() > S):
         raise ValueError(f"lengths must lie in 0..S = 0..{S}, got {lengths_t.tolist()}")
     j = torch.arange(S, device=lengths_t.device)  # (S,)
     mask = (j[None, :] < lengths_t[:, None])[:, None, None, :]  # (B, S) -> (B, 1, 1, S)
@@ -91,7 +111,9 @@ def mask_to_bias(mask, dtype=None):
 
     Args:
         mask: boolean numpy array or torch tensor, any shape.
-        dtype: float dtype of the result (default float32 for torch, float64 for numpy).
+        dtype: floating dtype of the result (default float32 for torch, float64 for
+            numpy; a torch or numpy dtype). An integer or boolean dtype is a TypeError: it
+            cannot hold `-inf`.
 
     Returns:
         Float array of the same kind and shape as `mask`.
@@ -106,6 +128,7 @@ def mask_to_bias(mask, dtype=None):
     xp = array_namespace(mask)
     if dtype is None:
         dtype = torch.float32 if isinstance(mask, torch.Tensor) else np.float64
+    dtype = check_float_dtype(dtype, "dtype", like="torch" if isinstance(mask, torch.Tensor) else "numpy")
     zeros = xp.zeros(mask.shape, dtype=dtype, device=getattr(mask, "device", None))
     return xp.where(mask, zeros, xp.full_like(zeros, -math.inf))
 
@@ -123,14 +146,15 @@ def sliding_window_mask(T: int, window: int, S: int | None = None, *, causal: bo
 
     .. math:: \mathrm{mask}_{ij} = [\, |(i + S - T) - j| < w \,]
 
-    As in `causal_mask`, queries are aligned to the *end* of the keys when `S > T`. A
+    As in `causal_mask`, queries are aligned to the *end* of the keys when `S > T`, and
+    `S < T` is a ValueError (the first queries would see nothing). A
     causal window of `w >= S` is exactly `causal_mask(T, S)`, and the causal window is
     the causal mask `&` the two-sided window.
 
     Args:
         T: number of queries.
         window: `w`, the number of keys a query may see on each side (itself included); >= 1.
-        S: number of keys (default `T`).
+        S: number of keys (default `T`), `S >= T`.
         causal: block the future as well (default True).
 
     Returns:
@@ -145,8 +169,8 @@ def sliding_window_mask(T: int, window: int, S: int | None = None, *, causal: bo
     T = check_positive_int(T, "T")
     window = check_positive_int(window, "window")
     S = T if S is None else check_positive_int(S, "S")
-    if not isinstance(causal, bool):
-        raise TypeError(f"causal must be True or False, got {causal!r} ({type(causal).__name__})")
+    _check_not_fewer_keys(T, S, "sliding_window_mask")
+    causal = check_flag(causal, "causal")
     i = torch.arange(T, device=device)[:, None] + (S - T)  # (T, 1) query positions, aligned to the end
     j = torch.arange(S, device=device)[None, :]  # (1, S) key positions
     distance = i - j  # (T, S), > 0 for keys in the past

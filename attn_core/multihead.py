@@ -7,12 +7,13 @@ by the output projection `w_o`.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
-from ._arrays import check_array, check_positive_int, fmt_shape
+from ._arrays import check_array, check_flag, check_positive_finite, check_positive_int, fmt_shape, is_array
 from .attention import scaled_dot_product_attention
-from .positional.rope import apply_rope
+from .positional.rope import _check_positions, apply_rope
 
 __all__ = ["split_heads", "merge_heads", "MultiHeadAttention", "parameter_count", "matmul_flops"]
 
@@ -121,15 +122,29 @@ class MultiHeadAttention(nn.Module):
     Args:
         d_model: model width; must be divisible by `n_heads`.
         n_heads: number of heads `H`; each gets `d_head = d_model // n_heads`.
-        bias: whether the four linear layers have biases.
-        rope: rotate queries and keys with `apply_rope` (per head) before the scores.
-        rope_base: RoPE's frequency base.
+        bias: whether the four linear layers have biases (True or False).
+        rope: rotate queries and keys with `apply_rope` (per head) before the scores
+            (True or False).
+        rope_base: RoPE's frequency base, a finite number > 0.
 
-    `forward(query, key=None, value=None, mask=None, bias=None, positions=None)`:
-    `query (B, T, d_model)`, `key`/`value (B, S, d_model)` (default: `query`, i.e.
-    self-attention), `mask` boolean broadcastable to `(B, H, T, S)` (True = may attend),
-    `bias` float broadcastable to `(B, H, T, S)`, `positions` for RoPE. Returns
-    `(out, weights)`: `out (B, T, d_model)`, per-head `weights (B, H, T, S)`.
+    `forward(query, key=None, value=None, mask=None, bias=None, positions=None,
+    key_positions=None)`:
+
+    - `query (B, T, d_model)`, `key`/`value (B, S, d_model)` (default: `query`, i.e.
+      self-attention), in the dtype of the module's weights (`.float()` / `.double()`).
+    - `mask` boolean (True = may attend) and `bias` float, each of one of these shapes:
+      `(T, S)`, shared by every sequence and head (e.g. `causal_mask(T)`); `(B, T, S)`,
+      one per sequence, used as `(B, 1, T, S)`; or `(B|1, H|1, T, S)`, e.g. a padding
+      mask `(B, 1, 1, S)` or a per-head bias `(1, H, T, S)`. A size 1 broadcasts. Any
+      other rank is a ValueError: in particular an ALiBi bias `(H, T, S)` must be passed
+      as `alibi_bias(...)[None]`, `(1, H, T, S)`, or it would be read as per sequence.
+    - `positions` (RoPE only): the positions of the queries, `(T,)` or `(B, T)`, default
+      `0 .. T-1`. `key_positions`: those of the keys, `(S,)` or `(B, S)`; default
+      `positions` when `key` is None (self-attention), else `0 .. S-1`. So new queries
+      after `S - T` cached keys take `positions=torch.arange(S - T, S)`. Passing either
+      with `rope=False` is a ValueError (it would be ignored).
+
+    Returns `(out, weights)`: `out (B, T, d_model)`, per-head `weights (B, H, T, S)`.
     """
 
     def __init__(self, d_model: int, n_heads: int, bias: bool = True, rope: bool = False, rope_base: float = 10000.0):
@@ -137,6 +152,9 @@ class MultiHeadAttention(nn.Module):
         d_model = check_positive_int(d_model, "d_model")
         n_heads = check_positive_int(n_heads, "n_heads")
         _check_divisible(d_model, n_heads)
+        bias = check_flag(bias, "bias")
+        rope = check_flag(rope, "rope")
+        rope_base = check_positive_finite(rope_base, "rope_base")
         if rope and (d_model // n_heads) % 2:
             raise ValueError(f"RoPE rotates pairs of dimensions, so d_head = d_model / n_heads must be even, got {d_model // n_heads}")
         self.d_model, self.n_heads, self.d_head = d_model, n_heads, d_model // n_heads
@@ -154,8 +172,55 @@ class MultiHeadAttention(nn.Module):
             raise TypeError(f"{name} must be a torch tensor of shape (B, T, d_model={self.d_model}), got {type(x).__name__}")
         if x.ndim != 3 or x.shape[-1] != self.d_model:
             raise ValueError(f"{name} must have shape (B, T, d_model={self.d_model}), got shape {fmt_shape(x.shape)}")
+        weight_dtype = self.w_q.weight.dtype
+        if x.dtype != weight_dtype:
+            raise TypeError(
+                f"{name} has dtype {x.dtype} but the module's weights are {weight_dtype}: convert the input with "
+                f"{name}.float() (float32) or {name}.double() (float64) to match, or the module with .float() / "
+                f".double() (torch.from_numpy keeps numpy's float64, while torch makes float32 by default)"
+            )
 
-    def forward(self, query, key=None, value=None, mask=None, bias=None, positions=None):
+    def _heads_layout(self, m, name: str, B: int, T: int, S: int):
+        """Check a mask or bias against the accepted shapes; return it broadcastable to (B, H, T, S)."""
+        if m is None:
+            return None
+        if not is_array(m):
+            kind = "boolean" if name == "mask" else "float"
+            raise TypeError(f"{name} must be a {kind} numpy array or torch tensor, got {type(m).__name__}")
+        H = self.n_heads
+        accepted = (
+            f"accepted shapes: (T, S), (B, T, S), (B|1, H|1, T, S). Here (T, S) = ({T}, {S}) is shared by every "
+            f"sequence and head; (B, T, S) = ({B}, {T}, {S}) holds one per sequence (used as (B, 1, T, S)); "
+            f"(B|1, H|1, T, S) with B = {B}, H = {H} is e.g. a padding mask (B, 1, 1, S) or a per-head bias "
+            f"(1, H, T, S) (a bias of heads first, (H, T, S), such as alibi_bias(...), needs [None]). Any size may be 1"
+        )
+        target = {2: (T, S), 3: (B, T, S), 4: (B, H, T, S)}.get(m.ndim)
+        try:
+            ok = target is not None and np.broadcast_shapes(tuple(m.shape), target) == target
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError(
+                f"{name} of shape {fmt_shape(m.shape)} is not broadcastable to the scores' shape "
+                f"{fmt_shape((B, H, T, S))} (B, H, T, S); {accepted}"
+            )
+        return m[:, None] if m.ndim == 3 else m  # (B, T, S) -> (B, 1, T, S)
+
+    def _rope_positions(self, p, name: str, B: int, L: int, axis: str):
+        """`None` or `(L,)` / `(B, L)` positions -> `None`, `(L,)` or `(B, 1, L)` for `(B, H, L, d_head)`."""
+        if p is None:
+            return None
+        if not isinstance(p, torch.Tensor):
+            raise TypeError(f"{name} must be a torch tensor of shape ({axis},) or (B, {axis}), got {type(p).__name__}")
+        _check_positions(p, name)
+        if p.ndim not in (1, 2) or p.shape[-1] != L or (p.ndim == 2 and p.shape[0] not in (1, B)):
+            raise ValueError(
+                f"{name} must have shape ({axis},) = ({L},) or (B, {axis}) = ({B}, {L}), got shape {fmt_shape(p.shape)}"
+            )
+        return p[:, None, :] if p.ndim == 2 else p  # (B, L) -> (B, 1, L)
+
+    def forward(self, query, key=None, value=None, mask=None, bias=None, positions=None, key_positions=None):
+        self_attention = key is None
         key = query if key is None else key
         value = key if value is None else value
         for name, x in (("query", query), ("key", key), ("value", value)):
@@ -165,12 +230,27 @@ class MultiHeadAttention(nn.Module):
                 f"query (B, T, d_model), key and value (B, S, d_model) must share B, and key and value S: got "
                 f"query {fmt_shape(query.shape)}, key {fmt_shape(key.shape)}, value {fmt_shape(value.shape)}"
             )
+        B, T, S = query.shape[0], query.shape[1], key.shape[1]
+        if not self.rope:
+            for name, p in (("positions", positions), ("key_positions", key_positions)):
+                if p is not None:
+                    raise ValueError(
+                        f"{name}= only applies with rope=True, and MultiHeadAttention({self.d_model}, {self.n_heads}) "
+                        f"has rope=False, so it would be silently ignored. Build the layer with rope=True, or add "
+                        f"positions to the input instead (e.g. + sinusoidal_encoding(T, d_model))"
+                    )
+        mask = self._heads_layout(mask, "mask", B, T, S)  # (B|1, H|1, T, S) or (T, S)
+        bias = self._heads_layout(bias, "bias", B, T, S)  # (B|1, H|1, T, S) or (T, S)
         q = split_heads(self.w_q(query), self.n_heads)  # (B, T, d_model) -> (B, H, T, d_head)
         k = split_heads(self.w_k(key), self.n_heads)  # (B, S, d_model) -> (B, H, S, d_head)
         v = split_heads(self.w_v(value), self.n_heads)  # (B, S, d_model) -> (B, H, S, d_head)
         if self.rope:
-            q = apply_rope(q, positions, base=self.rope_base)
-            k = apply_rope(k, positions if key is query else None, base=self.rope_base)
+            if key_positions is None and self_attention:
+                key_positions = positions  # one sequence: its keys sit where its queries sit
+            q_pos = self._rope_positions(positions, "positions", B, T, "T")  # None (0..T-1), (T,) or (B, 1, T)
+            k_pos = self._rope_positions(key_positions, "key_positions", B, S, "S")  # None (0..S-1), (S,) or (B, 1, S)
+            q = apply_rope(q, q_pos, base=self.rope_base)  # (B, H, T, d_head)
+            k = apply_rope(k, k_pos, base=self.rope_base)  # (B, H, S, d_head)
         out, weights = scaled_dot_product_attention(q, k, v, mask=mask, bias=bias)  # (B, H, T, d_head), (B, H, T, S)
         out = self.w_o(merge_heads(out))  # (B, H, T, d_head) -> (B, T, d_model)
         return out, weights

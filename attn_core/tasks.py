@@ -42,6 +42,21 @@ class Batch:
     targets: torch.Tensor
     period: torch.Tensor | None = None
 
+    def __post_init__(self):
+        for name in ("tokens", "targets", "period"):
+            x = getattr(self, name)
+            if x is None and name == "period":
+                continue
+            if not isinstance(x, torch.Tensor):
+                raise TypeError(f"{name} must be an integer torch tensor, got {type(x).__name__}")
+            if x.dtype.is_floating_point or x.dtype.is_complex or x.dtype == torch.bool:
+                raise TypeError(f"{name} must hold integer token ids, got dtype {x.dtype}")
+        if self.tokens.ndim != 2 or self.targets.shape != self.tokens.shape:
+            raise ValueError(f"tokens and targets must both have shape (B, T), got tokens {tuple(self.tokens.shape)} "
+                             f"and targets {tuple(self.targets.shape)}")
+        if self.period is not None and tuple(self.period.shape) != (self.tokens.shape[0],):
+            raise ValueError(f"period must have shape (B,) = ({self.tokens.shape[0]},), got {tuple(self.period.shape)}")
+
 
 def _check_generator(generator) -> None:
     if generator is not None and not isinstance(generator, torch.Generator):
@@ -135,7 +150,8 @@ class WhoDidWhatTask:
     and need different answers. Only question positions carry a target.
 
     Args:
-        nouns, verbs: the words (defaults: 8 animals-and-people nouns, 4 verbs).
+        nouns, verbs: lists or tuples of words (defaults: 8 animals-and-people nouns, 4
+            verbs); a single string is a TypeError (it would be split into letters).
         n_sentences: sentences per sequence by default; `T = 4 * n_sentences`.
     """
 
@@ -143,6 +159,12 @@ class WhoDidWhatTask:
 
     def __init__(self, nouns=("dog", "man", "cat", "bird", "fox", "owl", "bee", "cow"),
                  verbs=("bites", "sees", "chases", "helps"), n_sentences: int = 8):
+        for name, words in (("nouns", nouns), ("verbs", verbs)):
+            if isinstance(words, str):
+                raise TypeError(f"{name} must be a list or tuple of words, got the string {words!r} "
+                                f"(it would be split into letters); write e.g. {words.split()!r}")
+            if not isinstance(words, (list, tuple)):
+                raise TypeError(f"{name} must be a list or tuple of words, got {type(words).__name__}")
         nouns, verbs = tuple(nouns), tuple(verbs)
         if len(nouns) < 2:
             raise ValueError(f"nouns needs at least 2 words (subject and object differ), got {nouns}")

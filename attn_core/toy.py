@@ -73,7 +73,9 @@ def toy_embed(sentence: str = "cat") -> tuple[list[str], torch.Tensor]:
             separated by spaces.
 
     Returns:
-        `(tokens, x)`: the T words and their vectors `x (T, 9)` (float32 tensor).
+        `(tokens, x)`: the T words and their vectors `x (T, 9)`, a tensor of torch's
+        default dtype (float32 unless `torch.set_default_dtype` changed it), like
+        `toy_projections`, so the two always multiply.
     """
     if not isinstance(sentence, str):
         raise TypeError(f"sentence must be a string of words, got {type(sentence).__name__}")
@@ -85,7 +87,7 @@ def toy_embed(sentence: str = "cat") -> tuple[list[str], torch.Tensor]:
     unknown = [t for t in tokens if t not in table]
     if unknown:
         raise ValueError(f"sentence has words without a toy vector: {unknown}; known words: {sorted(table)}")
-    x = torch.tensor([table[t] for t in tokens], dtype=torch.float32)  # (T, 9)
+    x = torch.tensor([table[t] for t in tokens], dtype=torch.get_default_dtype())  # (T, 9)
     return tokens, x
 
 

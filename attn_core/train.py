@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 from dataclasses import dataclass, field
 
 import torch
@@ -17,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from ._arrays import check_positive_int
+from ._arrays import check_flag, check_positive_finite, check_positive_int
 from .tasks import IGNORE_INDEX
 
 __all__ = ["History", "accuracy", "train", "evaluate"]
@@ -35,14 +36,16 @@ class History:
         return list(range(1, len(self.loss) + 1))
 
     def smoothed(self, name: str = "accuracy", window: int = 25) -> list[float]:
-        """A running mean of `loss` or `accuracy` over the last `window` steps (for plots)."""
+        """A running mean of `loss` or `accuracy` over the last `window` steps (for plots).
+
+        Each mean is taken over its own window, so a `nan` step makes only the windows
+        that hold it `nan` (a running total would stay `nan` for ever after).
+        """
+        if name not in ("loss", "accuracy"):
+            raise ValueError(f"name must be 'loss' or 'accuracy', got {name!r}")
         values = getattr(self, name)
         window = check_positive_int(window, "window")
-        out, total = [], 0.0
-        for i, v in enumerate(values):
-            total += v - (values[i - window] if i >= window else 0.0)
-            out.append(total / min(i + 1, window))
-        return out
+        return [math.fsum(values[max(0, i + 1 - window) : i + 1]) / min(i + 1, window) for i in range(len(values))]
 
 
 def accuracy(logits, targets) -> float:
@@ -51,7 +54,14 @@ def accuracy(logits, targets) -> float:
     Args:
         logits: `(B, T, vocab_size)`; targets: integer `(B, T)`.
     """
-    if logits.shape[:-1] != targets.shape:
+    for name, x in (("logits", logits), ("targets", targets)):
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name} must be a torch tensor, got {type(x).__name__}")
+    if not logits.dtype.is_floating_point:
+        raise TypeError(f"logits must hold floating-point scores (B, T, vocab_size), got dtype {logits.dtype}")
+    if targets.dtype.is_floating_point or targets.dtype.is_complex or targets.dtype == torch.bool:
+        raise TypeError(f"targets must hold integer token ids (B, T), got dtype {targets.dtype}")
+    if logits.ndim < 1 or logits.shape[:-1] != targets.shape:
         raise ValueError(f"logits (B, T, vocab_size) and targets (B, T) disagree: {tuple(logits.shape)} vs {tuple(targets.shape)}")
     asked = targets != IGNORE_INDEX  # (B, T)
     if not asked.any():
@@ -86,13 +96,16 @@ def train(model: nn.Module, task, *, steps: int, batch_size: int = 64, lr: float
 
     over the asked positions `A` (targets that are not `IGNORE_INDEX`). The learning rate
     warms up linearly over `warmup` steps (default 5 % of `steps`) and then decays along a
-    cosine to `lr / 10`.
+    cosine to `lr / 10`. A loss that becomes `nan` or infinite stops training with a
+    `FloatingPointError` naming the step (usually: the learning rate is too high); the
+    error's `history` attribute holds the steps before it.
 
     Args:
         model: maps `tokens (B, T)` to `logits (B, T, vocab_size)` (e.g. `TinyTransformer`).
         task: has `sample(batch_size, generator=..., **sample_kwargs) -> Batch`.
         steps: number of optimisation steps, one fresh batch each.
-        seed: seeds the batches' generator.
+        lr: peak learning rate, finite and > 0; weight_decay: AdamW's, finite and >= 0.
+        seed: seeds the batches' generator, a whole number >= 0.
         progress: show a `tqdm` progress bar (`desc` labels it).
         **sample_kwargs: passed on to `task.sample` (e.g. `n_sentences=4`).
 
@@ -102,8 +115,9 @@ def train(model: nn.Module, task, *, steps: int, batch_size: int = 64, lr: float
     """
     steps = check_positive_int(steps, "steps")
     batch_size = check_positive_int(batch_size, "batch_size")
-    if not lr > 0:
-        raise ValueError(f"lr must be > 0, got {lr}")
+    lr = check_positive_finite(lr, "lr")
+    weight_decay = check_positive_finite(weight_decay, "weight_decay", allow_zero=True)
+    seed = _check_seed(seed)
     if not hasattr(task, "sample"):
         raise TypeError(f"task must have a sample(batch_size, generator=...) method, got {type(task).__name__}")
     warmup = max(1, steps // 20) if warmup is None else check_positive_int(warmup, "warmup")
@@ -118,6 +132,17 @@ def train(model: nn.Module, task, *, steps: int, batch_size: int = 64, lr: float
             batch = task.sample(batch_size, generator=generator, **sample_kwargs)
             logits = model(batch.tokens)  # (B, T, vocab_size)
             loss = F.cross_entropy(logits.flatten(0, 1), batch.targets.flatten(), ignore_index=IGNORE_INDEX)
+            if not torch.isfinite(loss):
+                model.eval()
+                step = len(history.loss) + 1
+                error = FloatingPointError(
+                    f"training stopped: the loss became {loss.item()} at step {step} of {steps} (learning rate "
+                    f"{scheduler.get_last_lr()[0]:.3g}). The weights have blown up; lower the learning rate (e.g. "
+                    f"lr={lr / 10:.3g}) or use a longer warmup, then rebuild the model and train again. The "
+                    f"history of the steps before is in this error's .history"
+                )
+                error.history = history
+                raise error
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -127,6 +152,14 @@ def train(model: nn.Module, task, *, steps: int, batch_size: int = 64, lr: float
             bar.set_postfix(loss=f"{history.loss[-1]:.3f}", acc=f"{history.accuracy[-1]:.2f}", refresh=False)
     model.eval()
     return history
+
+
+def _check_seed(seed) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be a whole number >= 0, got {seed!r} ({type(seed).__name__})")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    return int(seed)
 
 
 @torch.no_grad()
@@ -144,6 +177,8 @@ def evaluate(model: nn.Module, task, *, n_sequences: int = 512, batch_size: int 
     """
     n_sequences = check_positive_int(n_sequences, "n_sequences")
     batch_size = check_positive_int(batch_size, "batch_size")
+    seed = _check_seed(seed)
+    by_position = check_flag(by_position, "by_position")
     generator = torch.Generator().manual_seed(seed)
     was_training = model.training
     model.eval()

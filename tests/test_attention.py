@@ -223,3 +223,30 @@ def test_causal_output_at_t_ignores_tokens_after_t(T, t, seed):
         free, _ = scaled_dot_product_attention(x, x, x)
         free_c, _ = scaled_dot_product_attention(changed, changed, changed)
         assert not torch.allclose(free[: t + 1], free_c[: t + 1])
+
+
+# --- issue 8: numpy and torch agree on the edges ---------------------------------------------
+
+@pytest.mark.parametrize("shape,axis", [((0,), -1), ((0, 3), 0), ((0, 3), -1), ((3, 0), -1), ((3, 0), 0)])
+def test_softmax_of_an_empty_array(shape, axis):
+    out_np = softmax(np.zeros(shape), axis=axis)
+    out_t = softmax(torch.zeros(shape, dtype=torch.float64), axis=axis)
+    assert out_np.shape == tuple(out_t.shape) == shape and out_np.dtype == np.float64
+
+
+def test_numpy_float32_stays_float32_with_a_float64_scale():
+    q = np.ones((2, 4), np.float32)
+    for scale in (np.float64(0.5), 0.5, torch.tensor(0.5, dtype=torch.float64)):
+        out, w = scaled_dot_product_attention(q, q, q, scale=scale)
+        assert out.dtype == w.dtype == np.float32
+    out_t, _ = scaled_dot_product_attention(torch.ones(2, 4), torch.ones(2, 4), torch.ones(2, 4), scale=np.float64(0.5))
+    assert out_t.dtype == torch.float32
+
+
+def test_no_keys_gives_zero_output_in_both_paths():
+    q = np.ones((2, 3))
+    k, v = np.zeros((0, 3)), np.zeros((0, 4))
+    out_np, w_np = scaled_dot_product_attention(q, k, v)
+    out_t, w_t = scaled_dot_product_attention(*(torch.from_numpy(a) for a in (q, k, v)))
+    assert out_np.shape == (2, 4) and (out_np == 0).all() and w_np.shape == (2, 0)
+    assert torch.equal(out_t, torch.zeros(2, 4, dtype=torch.float64)) and w_t.shape == (2, 0)

@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -68,3 +69,27 @@ def test_padded_tokens_do_not_change_real_outputs():
     out_pad, w = scaled_dot_product_attention(padded, padded, padded, mask=mask)
     assert torch.allclose(out_pad[:, :3], out_short, atol=1e-6)
     assert (w[..., 3:] == 0).all()
+
+
+# --- issue 8 ---------------------------------------------------------------------------------
+
+def test_fewer_keys_than_queries_is_refused_not_silently_blind():
+    """causal_mask(T, S) with S < T used to give rows that see nothing; now it is an error."""
+    for T, S in ((4, 2), (2, 1)):
+        with pytest.raises(ValueError, match=rf"S={S} < T={T}"):
+            causal_mask(T, S)
+    for S in (3, 4, 9):  # S >= T keeps working, every row sees at least one key
+        assert causal_mask(3, S).any(dim=-1).all()
+
+
+def test_mask_to_bias_dtypes():
+    m = causal_mask(3)
+    assert mask_to_bias(m, dtype=torch.float64).dtype == torch.float64
+    assert mask_to_bias(m.numpy(), dtype=np.float32).dtype == np.float32
+    assert mask_to_bias(m.numpy(), dtype="float32").dtype == np.float32
+    assert torch.equal(mask_to_bias(m, dtype=np.float64), mask_to_bias(m, dtype=torch.float64))  # either kind's dtype
+    assert (mask_to_bias(m.numpy(), dtype=torch.float32) == mask_to_bias(m).numpy()).all()
+
+
+def test_padding_mask_of_numpy_integers():
+    assert padding_mask(np.array([2, 1], dtype=np.int32), 2).tolist() == [[[[True, True]]], [[[True, False]]]]

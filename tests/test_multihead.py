@@ -1,5 +1,7 @@
 """split/merge heads and MultiHeadAttention against torch.nn.MultiheadAttention."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -98,3 +100,91 @@ def test_rope_option_makes_scores_relative():
     assert torch.allclose(s[3, 2] - s[3, 1], s[4, 3] - s[4, 2], atol=1e-5)
     _, w_norope = MultiHeadAttention(16, 2)(x)
     assert torch.allclose(w_norope[0, 0], torch.full((6, 6), 1 / 6), atol=1e-6)  # identical tokens: uniform
+
+
+# --- issue 8: masks and biases of every accepted rank mean what the docstring says -----------
+
+def _per_sequence(mha, x, mask=None, bias=None):
+    """Run each sequence of the batch alone with its own (T, S) mask / bias: the meaning a learner expects."""
+    outs, weights = [], []
+    for b in range(x.shape[0]):
+        o, w = mha(x[b : b + 1], mask=None if mask is None else mask[b], bias=None if bias is None else bias[b])
+        outs.append(o)
+        weights.append(w)
+    return torch.cat(outs), torch.cat(weights)
+
+
+@pytest.mark.parametrize("B,H", [(2, 2), (3, 1), (1, 4), (4, 2)])  # B == H was the silent bug
+def test_a_3d_mask_is_per_sequence(B, H):
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(8, H).eval()
+    x = torch.randn(B, 5, 8)
+    mask = torch.rand(B, 5, 5) > 0.4
+    mask[..., 0] = True  # every query sees something
+    out, w = mha(x, mask=mask)
+    ref_out, ref_w = _per_sequence(mha, x, mask=mask)
+    assert torch.allclose(out, ref_out, atol=ATOL32) and torch.allclose(w, ref_w, atol=ATOL32)
+    assert torch.equal(w == 0, ~mask[:, None].expand(B, H, 5, 5))  # blocked exactly where sequence b's mask says
+    assert torch.equal(mha(x, mask=mask[:, None])[1], w)  # the same as the explicit (B, 1, T, S)
+
+
+@pytest.mark.parametrize("B,H", [(2, 2), (3, 1)])
+def test_a_3d_bias_is_per_sequence(B, H):
+    torch.manual_seed(1)
+    mha = MultiHeadAttention(8, H).eval()
+    x = torch.randn(B, 4, 8)
+    bias = torch.randn(B, 4, 4) * 3
+    out, w = mha(x, bias=bias)
+    ref_out, ref_w = _per_sequence(mha, x, bias=bias)
+    assert torch.allclose(out, ref_out, atol=ATOL32) and torch.allclose(w, ref_w, atol=ATOL32)
+
+
+def test_2d_4d_and_padding_masks_still_work():
+    torch.manual_seed(2)
+    mha = MultiHeadAttention(8, 2).eval()
+    x = torch.randn(3, 4, 8)
+    causal = causal_mask(4)
+    w2 = mha(x, mask=causal)[1]
+    assert torch.equal(mha(x, mask=causal[None, None])[1], w2)  # (1, 1, T, S)
+    assert torch.equal(mha(x, mask=causal[None].expand(3, 4, 4))[1], w2)  # (B, T, S)
+    pad = padding_mask([4, 2, 3], 4)  # (B, 1, 1, S)
+    w_pad = mha(x, mask=pad)[1]
+    assert (w_pad[1, :, :, 2:] == 0).all() and (w_pad[0] > 0).all()
+    per_head = torch.zeros(1, 2, 4, 4)
+    per_head[0, 1] = -math.inf
+    per_head[0, 1, :, 0] = 0.0  # head 1 may only look at key 0
+    assert torch.equal(mha(x, bias=per_head)[1][:, 1, :, 0], torch.ones(3, 4))  # (1, H, T, S)
+
+
+# --- issue 8: RoPE positions are explicit; equal tensors give equal results --------------------
+
+def test_rope_equal_keys_give_equal_outputs():
+    torch.manual_seed(3)
+    mha = MultiHeadAttention(16, 2, rope=True).eval()
+    x = torch.randn(2, 5, 16)
+    p = torch.arange(5) + 7
+    same_object = mha(x, x, positions=p)[0]
+    equal_tensor = mha(x, x.clone(), positions=p)[0]
+    assert torch.equal(same_object, equal_tensor)  # `key is query` must not matter
+    self_attn = mha(x, positions=p)[0]  # key=None: self-attention, keys take the query positions
+    assert torch.allclose(self_attn, mha(x, x.clone(), positions=p, key_positions=p)[0], atol=ATOL32)
+    assert torch.allclose(self_attn, mha(x)[0], atol=1e-5)  # RoPE is relative: a shift of every position changes nothing
+
+
+def test_rope_positions_for_cached_keys():
+    """New queries at positions S-T..S-1 against keys 0..S-1: the last rows of the full pass."""
+    torch.manual_seed(4)
+    mha = MultiHeadAttention(16, 4, rope=True).eval()
+    x = torch.randn(2, 6, 16)
+    full_out, full_w = mha(x, mask=causal_mask(6))
+    new_out, new_w = mha(x[:, -2:], x, positions=torch.arange(4, 6), mask=causal_mask(2, 6))
+    assert torch.allclose(new_out, full_out[:, -2:], atol=ATOL32) and torch.allclose(new_w, full_w[:, :, -2:], atol=ATOL32)
+    batch_positions = torch.arange(4, 6).expand(2, 2)  # (B, T) positions
+    assert torch.allclose(mha(x[:, -2:], x, positions=batch_positions, mask=causal_mask(2, 6))[0], new_out, atol=ATOL32)
+
+
+def test_module_and_inputs_in_float64():
+    mha = MultiHeadAttention(8, 2, rope=True).double()
+    x = torch.randn(2, 3, 8, dtype=torch.float64)
+    out, w = mha(x, positions=torch.arange(3))
+    assert out.dtype == w.dtype == torch.float64

@@ -167,3 +167,35 @@ def test_alibi_bias_values_and_alignment():
                 assert b[h, i, j].item() == pytest.approx(-slopes[h].item() * abs(i - j))
     cached = alibi_bias(2, 2, 6)  # last 2 queries of 6 positions
     assert torch.equal(cached, alibi_bias(2, 6)[:, -2:])
+
+
+# --- issue 8 ---------------------------------------------------------------------------------
+
+def test_apply_rope_positions_broadcast_without_growing_x():
+    x = torch.randn(2, 3, 5, 8, dtype=torch.float64)  # (B, H, T, D)
+    per_batch = torch.stack([torch.arange(5), torch.arange(5) + 3])[:, None]  # (B, 1, T)
+    out = apply_rope(x, per_batch)
+    assert out.shape == x.shape
+    assert torch.allclose(out[1], apply_rope(x[1], torch.arange(5) + 3), atol=1e-12)
+    assert np.allclose(apply_rope(x.numpy(), per_batch.numpy()), out.numpy(), atol=1e-12)
+
+
+def test_apply_rope_half_split_and_float_positions():
+    x = torch.randn(4, 6, dtype=torch.float64)
+    half = apply_rope(x, interleaved=False)
+    assert not torch.allclose(half, apply_rope(x))
+    assert torch.allclose(apply_rope(x, torch.arange(4.0)), apply_rope(x), atol=1e-12)
+
+
+def test_float_dtypes_are_honoured():
+    for dtype in (torch.float32, torch.float64):
+        assert alibi_bias(2, 3, dtype=dtype).dtype == dtype
+        assert alibi_slopes(3, dtype=dtype).dtype == dtype
+        assert sinusoidal_encoding(3, 4, dtype=dtype).dtype == dtype
+        assert sinusoidal_shift_matrix(1, 4, dtype=dtype).dtype == dtype
+
+
+def test_learned_embedding_takes_numpy_integers_and_zero():
+    emb = LearnedPositionalEmbedding(4, 8)
+    assert emb(np.int64(3)).shape == (3, 8)
+    assert emb(0).shape == (0, 8)

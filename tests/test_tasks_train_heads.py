@@ -232,3 +232,18 @@ def test_ablate_heads_removes_their_contribution_and_copies():
         ablate_heads(model, [0])
     with pytest.raises(TypeError, match="TinyTransformer"):
         ablate_heads(torch.nn.Linear(2, 2), [(0, 0)])
+
+
+# --- issue 8 ---------------------------------------------------------------------------------
+
+def test_smoothed_recovers_after_a_nan():
+    h = History(loss=[1.0, float("nan"), 2.0, 4.0, 6.0])
+    s = h.smoothed("loss", window=2)
+    assert s[0] == 1.0 and np.isnan(s[1]) and np.isnan(s[2])  # windows that hold the nan
+    assert s[3:] == [3.0, 5.0]  # and then it recovers
+    assert History(loss=[1.0, 2.0, 3.0]).smoothed("loss", window=5) == [1.0, 1.5, 2.0]
+
+
+def test_who_did_what_takes_lists_of_words():
+    task = WhoDidWhatTask(nouns=["dog", "cat"], verbs=["sees"])
+    assert task.nouns == ("dog", "cat") and task.vocab_size == 5

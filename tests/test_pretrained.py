@@ -98,7 +98,7 @@ def model_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def reference(model_dir):
-    transformers = pytest.importorskip("transformers")
+    import transformers
     model = transformers.BertModel.from_pretrained(model_dir, attn_implementation="eager").eval()
     return {torch.float32: model, torch.float64: transformers.BertModel.from_pretrained(
         model_dir, attn_implementation="eager", dtype=torch.float64).eval()}
@@ -201,7 +201,7 @@ def test_layer_outputs_and_architecture(minilm):
 
 
 def test_tokenizer_matches_transformers(minilm, model_dir):
-    transformers = pytest.importorskip("transformers")
+    import transformers
     _, tok = minilm
     theirs = transformers.AutoTokenizer.from_pretrained(model_dir)
     assert theirs.is_fast and type(theirs).__name__.startswith("BertTokenizer")  # transformers 5: Rust-backed
@@ -395,7 +395,7 @@ def test_post_layernorm_block_follows_its_equation():
 
 
 def test_mean_pooled_embeddings_equal_sentence_transformers(minilm, model_dir):
-    st = pytest.importorskip("sentence_transformers")
+    import sentence_transformers as st
     model, tok = minilm
     texts = [SENTENCE, *BATCH, "Dog bites man.", "Man bites dog."]
     theirs = st.SentenceTransformer(str(model_dir), device="cpu").encode(texts, convert_to_tensor=True)

@@ -26,3 +26,6 @@ CHECKS = {name: getattr(mod, name) for mod in (_a, _q, _s, _mh, _p, _ma) for nam
 """Every checker by name; tests run each against its solution and a wrong answer."""
 
 __all__ = ["Case", "Mistake", "Result", "run_checks", "CHECKS", *CHECKS]
+
+from .pretrained import *  # noqa: E402,F401,F403  lesson 09; not in CHECKS (check_control_pair checks a design, not a function)
+__all__ += ["check_offset_score", "check_sep_weight", "check_control_pair"]

@@ -267,32 +267,31 @@ def test_model_input_errors(minilm):
 # --------------------------------------------------------------------------- checksums and install errors
 
 
-def rezip(src, dest, replace: dict[str, bytes]):
-    """A copy of the model zip with some members replaced (the small ones: fast)."""
-    with zipfile.ZipFile(src) as archive, zipfile.ZipFile(dest, "w") as out:
-        for name in MODEL_CHECKSUMS:
-            out.writestr(name, replace[name] if name in replace else archive.read(name))
+def write_zip(dest, members: dict[str, bytes]):
+    with zipfile.ZipFile(dest, "w") as out:
+        for name, data in members.items():
+            out.writestr(name, data)
     return dest
 
 
 def test_checksum_mismatch_is_a_clear_error(tmp_path, model_dir):
-    src = minilm_zip_path()
     config = (model_dir / "config.json").read_bytes()
-    bad_config = rezip(src, tmp_path / "config.zip", {"config.json": config.replace(b'"gelu"', b'"relu"')})
+    tokenizer = (model_dir / "tokenizer.json").read_bytes()
+    weights = bytearray((model_dir / "model.safetensors").read_bytes())
+    bad_config = write_zip(tmp_path / "config.zip", {"config.json": config.replace(b'"gelu"', b'"relu"'),
+                                                     "model.safetensors": bytes(weights), "tokenizer.json": tokenizer})
     with pytest.raises(ValueError, match=r"checksum mismatch for config\.json .*expected 953f9c0d.*reinstall"):
         load_minilm(path=bad_config)
-    weights = bytearray((model_dir / "model.safetensors").read_bytes())
     weights[-1] ^= 1  # one flipped bit in the last weight
-    corrupted = tmp_path / "weights.zip"
-    with zipfile.ZipFile(corrupted, "w") as out:
-        out.writestr("config.json", config)
-        out.writestr("tokenizer.json", (model_dir / "tokenizer.json").read_bytes())
-        out.writestr("model.safetensors", bytes(weights))
+    corrupted = write_zip(tmp_path / "weights.zip", {"config.json": config, "model.safetensors": bytes(weights),
+                                                     "tokenizer.json": tokenizer})
     with pytest.raises(ValueError, match=r"checksum mismatch for model\.safetensors"):
         load_minilm(path=corrupted)
-    missing = tmp_path / "missing.zip"
-    with zipfile.ZipFile(missing, "w") as out:
-        out.writestr("config.json", config)
+    good_weights = write_zip(tmp_path / "tok.zip", {"config.json": config, "model.safetensors": (model_dir / "model.safetensors").read_bytes(),
+                                                    "tokenizer.json": tokenizer.replace(b"[UNK]", b"[UNK?]")})
+    with pytest.raises(ValueError, match=r"checksum mismatch for tokenizer\.json"):
+        read_minilm_files(good_weights)
+    missing = write_zip(tmp_path / "missing.zip", {"config.json": config})
     with pytest.raises(ValueError, match=r"has no model\.safetensors"):
         read_minilm_files(missing)
     (tmp_path / "notazip.zip").write_bytes(b"hello")
@@ -338,7 +337,17 @@ def test_key_map_covers_every_parameter_and_copy_is_exact():
     checkpoint["pooler.dense.weight"] = torch.zeros(8, 8)  # known and unused
     load_bert_state_dict(target, checkpoint)
     for name, p in target.named_parameters():
-        assert torch.equal(p, params[name]), name
+        assert torch.equal(p, params[name]) and p.data_ptr() != params[name].data_ptr(), name  # a copy
+    # assign=True: the checkpoint's tensors become the parameters (load_minilm: no second copy),
+    # cast to the model's dtype; it also fills a model on the meta device.
+    with torch.device("meta"):
+        empty = BertEncoder(source.config).double()
+    load_bert_state_dict(empty, checkpoint, assign=True)
+    for name, p in empty.named_parameters():
+        assert p.dtype == torch.float64 and p.requires_grad and torch.equal(p, params[name].double()), name
+    same = tiny_model(2)
+    load_bert_state_dict(same, checkpoint, assign=True)
+    assert same.token_embedding.weight.data_ptr() == checkpoint["embeddings.word_embeddings.weight"].data_ptr()
 
 
 def test_key_map_is_strict():

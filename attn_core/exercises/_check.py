@@ -190,7 +190,7 @@ def _learner_frames(err: BaseException, code) -> list:
 
 
 def _where(err: BaseException, code) -> str:
-    """' at line N of your function f (file): source', pointing into the learner's code."""
+    """'\n  at line N of f (in file): source', pointing into the learner's code."""
     frames = _learner_frames(err, code)
     if not frames:
         return ""
@@ -208,7 +208,7 @@ def _where(err: BaseException, code) -> str:
             f"; the error surfaced inside {_library_name(deepest.filename)}, called from your line"
     except Exception:  # noqa: BLE001
         inside = ""
-    return f" at {where}{': ' + _short(src, 100) if src else ''}{inside}"
+    return f"\n  at {where}{': ' + _short(src, 100) if src else ''}{inside}"
 
 
 def _library_name(path: str) -> str:
@@ -522,7 +522,7 @@ def run_checks(exercise: str, fn: Callable, cases: list[Case], hint: str, *, ver
                 print(f"✗ {exercise}: {n_passed}/{len(cases)} cases passed. First failure, case '{case.name}': {problem}")
                 if mistake:
                     print(f"  Likely mistake, {mistake.name}: {mistake.message}")
-                else:
+                elif verdict not in ("returned None", "changed its input"):  # those messages say what to do
                     print(f"  Hint: {hint}")
             return result
         n_passed += 1

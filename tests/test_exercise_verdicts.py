@@ -16,10 +16,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from attn_core.exercises import CHECKS, Case, Result, run_checks
+import attn_core.exercises as exercises
+from attn_core.exercises import Case, Result, run_checks
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # so `solutions` imports from the repository
 
+# every checker that checks a function: CHECKS (lessons 01-06) and lesson 09's two scores
+# (check_control_pair checks a design, not a function)
+CHECKS = {**exercises.CHECKS, "check_offset_score": exercises.check_offset_score,
+          "check_sep_weight": exercises.check_sep_weight}
 ALL = sorted(CHECKS)
 NUMBER_CHECKS = {"check_attention_flops", "check_count_parameters"}  # the answer is a number, not a tensor
 MASK_CHECKS = {"check_build_causal_mask", "check_build_padding_mask"}  # the answer is a boolean mask

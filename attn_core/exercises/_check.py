@@ -29,6 +29,7 @@ import re
 import sys
 import sysconfig
 import traceback
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -448,9 +449,12 @@ def _matches(got, mistaken, case: Case) -> bool:
 
 
 def _call(fn, case: Case):
-    """('ok', value) or ('raised', exception), calling `fn` on fresh copies of the inputs."""
+    """('ok', value) or ('raised', exception), calling a catalogued mistake on fresh copies of
+    the inputs (its warnings, e.g. `.T` on a batch, are the mistake's, not the learner's: silenced)."""
     try:
-        return "ok", fn(*_clone(case.args), **_clone(case.kwargs))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return "ok", fn(*_clone(case.args), **_clone(case.kwargs))
     except Exception as err:  # noqa: BLE001
         return "raised", err
 

@@ -40,6 +40,9 @@ MISTAKES_SIMILARITY_MATRIX = (
     Mistake("scaled by sqrt(d)", lambda x: x @ x.mT / math.sqrt(x.shape[-1]),
             "you divided by sqrt(d): that scaling belongs to scaled dot-product attention (lesson 02), not to the "
             "plain similarity matrix."),
+    Mistake(".T on a batch", lambda x: x @ x.T,
+            "on a 3-D tensor (B, T, d), .T reverses *all* the axes, to (d, T, B), so the batch axis moves too and "
+            "the product fails. Only the last two axes (tokens and features) should swap."),
     Mistake("softmax already applied", lambda x: torch.softmax(x @ x.mT, dim=-1),
             "your rows sum to 1: you applied a softmax. The similarity matrix is the raw dot products; the softmax "
             "comes in the next step."),
@@ -94,6 +97,8 @@ MISTAKES_STABLE_SOFTMAX = (
             "exp(1000) overflows to inf in floating point and inf / inf is nan (and exp(-1000) underflows to 0, "
             "giving 0 / 0). Softmax is unchanged when one constant is subtracted from every logit along `dim`: "
             "choose the constant so that no exponent is large."),
+    Mistake("max used as a tensor", lambda x, dim=-1: x - x.max(dim=dim, keepdim=True),
+            "max along an axis returns a pair (values, indices), not a tensor; subtract the values only."),
     Mistake("dim ignored", lambda x, dim=-1: _naive(x - x.max(dim=-1, keepdim=True).values, -1),
             "your function always normalises the last axis, whatever `dim` it is given: with dim=0 the *columns* "
             "must sum to 1."),

@@ -142,6 +142,9 @@ MISTAKES_MASKED_SOFTMAX = (
             _INVERTED),
     Mistake("mask inverted", lambda s, m: torch.where(~m, torch.softmax(s.masked_fill(m, _NEG_INF), -1), 0.0),
             _INVERTED),
+    Mistake("scores multiplied by the mask", lambda s, m: torch.softmax(s * m, -1),
+            "multiplying the scores by the mask sets blocked scores to 0, not to minus infinity: exp(0) = 1, so "
+            "blocked keys still get weight. Blocked keys need a score that the softmax turns into exactly 0."),
     Mistake("zeroed after the softmax", lambda s, m: torch.softmax(s, -1) * m,
             "you set the blocked weights to 0 after the softmax, so the remaining weights no longer sum to 1. "
             "Block the keys *before* normalising."),

@@ -43,6 +43,9 @@ MISTAKES_POSITIONAL_ENCODING = (
     Mistake("exponent from the column, not the pair", _table(exponent=lambda c: c),
             "you used the column number c in base ** (c / d_model). Columns 2i and 2i + 1 form a pair and share "
             "one frequency, whose exponent is 2i / d_model."),
+    Mistake("exponent i / d_model instead of 2i / d_model", _table(exponent=lambda c: c // 2),
+            "your frequencies fall half as fast as they should: the exponent of pair i is 2i / d_model, so the "
+            "last pair's frequency is close to 1 / base."),
     Mistake("every column its own frequency", _table(exponent=lambda c: 2 * c),
             "you used 2 * column in the exponent, so the sine and cosine of a pair no longer share a frequency "
             "(and the frequencies fall twice as fast). The exponent is 2i / d_model with i = column // 2."),

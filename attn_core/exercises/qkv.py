@@ -53,6 +53,9 @@ MISTAKES_ATTENTION_SCORES = (
             "last axis). The scaling depends on the width of the vectors."),
     Mistake("multiplied by sqrt(d_k)", lambda q, k: _scores(q, k, q.shape[-1] ** 0.5),
             "you multiplied by sqrt(d_k): the scores grow instead of being brought back to a spread near 1."),
+    Mistake(".T on a batch", lambda q, k: q @ k.T / math.sqrt(q.shape[-1]),
+            "on a tensor with batch or head axes, .T reverses *all* the axes, so those axes move too and the "
+            "product fails. Only the last two axes (keys and features) should swap."),
     Mistake("keys times queries", lambda q, k: k @ q.mT / math.sqrt(q.shape[-1]),
             "your matrix has one row per key: you computed k q^T. Row i must belong to query i (shape (..., T, S)), "
             "so that a softmax over the last axis weighs the keys for each query."),
@@ -82,6 +85,16 @@ def _sdpa(scale=None, dim=-1, softmax=torch.softmax, order=("out", "weights")):
     return wrong
 
 
+def _scaled_after(q, k, v):
+    weights = torch.softmax(q @ k.mT, dim=-1) / q.shape[-1] ** 0.5  # (..., T, S)
+    return weights @ v, weights
+
+
+def _dot_T(q, k, v):
+    weights = torch.softmax(q @ k.T / math.sqrt(q.shape[-1]), dim=-1)  # fails once q, k have batch axes
+    return weights @ v, weights
+
+
 def _naive_softmax(x, dim):
     e = torch.exp(x)
     return e / e.sum(dim=dim, keepdim=True)
@@ -106,6 +119,12 @@ MISTAKES_SCALED_DOT_PRODUCT_ATTENTION = (
     Mistake("softmax that overflows", _sdpa(softmax=_naive_softmax),
             "right for small scores, but exp of a large score overflows to inf and inf / inf gives nan. Use a "
             "softmax that is stable for large inputs (lesson 01)."),
+    Mistake("scaled after the softmax", lambda q, k, v: _scaled_after(q, k, v),
+            "you divided the *weights* by sqrt(d_k) after the softmax, so they no longer sum to 1. The scaling "
+            "belongs to the scores, before the softmax, where it controls how peaked the weights are."),
+    Mistake(".T on a batch", lambda q, k, v: _dot_T(q, k, v),
+            "on a tensor with batch or head axes, .T reverses *all* the axes, so those axes move too and the "
+            "product fails. Only the last two axes (keys and features) should swap."),
     Mistake("only the output returned", _sdpa(order=("out",)),
             "you returned only the output; the exercise asks for the pair (out, weights)."),
     Mistake("(weights, out) instead of (out, weights)", _sdpa(order=("weights", "out")),

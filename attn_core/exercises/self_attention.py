@@ -4,6 +4,8 @@ a shuffle of the tokens, and counting the FLOPs of attention, checked against `a
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -30,6 +32,12 @@ def _self_attention(scale=None, keys="w_k", values="w_v", dim=-1, only_out=False
     return wrong
 
 
+def _self_attention_dot_T(x, w_q, w_k, w_v):
+    q, k, v = x @ w_q, x @ w_k, x @ w_v
+    weights = torch.softmax(q @ k.T / math.sqrt(q.shape[-1]), dim=-1)  # fails on a batch
+    return weights @ v, weights
+
+
 MISTAKES_SELF_ATTENTION = (
     Mistake("scaled by sqrt(d_model)", _self_attention(scale=lambda x, w_q, w_k, w_v: x.shape[-1] ** -0.5),
             "you divided by the square root of the *embedding* width d_model. The scores are dot products of "
@@ -50,6 +58,9 @@ MISTAKES_SELF_ATTENTION = (
     Mistake("softmax over the queries", _self_attention(dim=-2),
             "your weights sum to 1 down each column. Each query distributes its attention over the keys: every "
             "row must sum to 1."),
+    Mistake(".T on a batch", lambda x, w_q, w_k, w_v: _self_attention_dot_T(x, w_q, w_k, w_v),
+            "on a batch (B, T, d), .T reverses *all* the axes, so the batch axis moves too and the product fails. "
+            "Only the last two axes (tokens and features) should swap."),
     Mistake("only the output returned", _self_attention(only_out=True),
             "you returned only the output; the exercise asks for the pair (out, weights)."),
 )

@@ -70,7 +70,8 @@ def softmax(x, axis: int = -1):
     if x.size == 0:
         return np.zeros_like(x)  # nothing to normalise (np.max has no identity on an empty axis)
     m = np.max(x, axis=axis, keepdims=True)  # the row maximum
-    e = np.exp(x - m)
+    with np.errstate(invalid="ignore"):  # an all -inf row: -inf - (-inf) = nan, as documented
+        e = np.exp(x - m)
     return e / np.sum(e, axis=axis, keepdims=True)
 
 

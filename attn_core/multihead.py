@@ -73,8 +73,7 @@ def parameter_count(d_model: int, n_heads: int, bias: bool = True) -> int:
     d_model = check_positive_int(d_model, "d_model")
     n_heads = check_positive_int(n_heads, "n_heads")
     _check_divisible(d_model, n_heads)
-    if not isinstance(bias, bool):
-        raise TypeError(f"bias must be True or False, got {bias!r} ({type(bias).__name__})")
+    bias = check_flag(bias, "bias")
     return 4 * d_model * d_model + (4 * d_model if bias else 0)
 
 

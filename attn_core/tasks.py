@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ._arrays import check_positive_int
@@ -64,7 +65,14 @@ def _check_generator(generator) -> None:
 
 
 def _decode(vocab: tuple[str, ...], ids) -> list[str]:
-    ids = torch.as_tensor(ids)
+    if not isinstance(ids, (torch.Tensor, np.ndarray, list, tuple, range)):
+        raise TypeError(f"ids must be a sequence of integer token ids (T,), got {type(ids).__name__}")
+    try:
+        ids = torch.as_tensor(np.asarray(ids) if isinstance(ids, np.ndarray) else ids)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"ids must be integer token ids (T,), got {ids!r:.60}") from None
+    if ids.dtype.is_floating_point or ids.dtype.is_complex or ids.dtype == torch.bool:
+        raise TypeError(f"ids must be integer token ids, got dtype {ids.dtype}")
     if ids.ndim != 1:
         raise ValueError(f"decode takes one sequence of ids (T,), got shape {tuple(ids.shape)}")
     if ids.numel() and (ids.min() < 0 or ids.max() >= len(vocab)):
@@ -186,6 +194,8 @@ class WhoDidWhatTask:
         """A list (or space-separated string) of words -> token ids `(T,)`."""
         if isinstance(words, str):
             words = words.split()
+        if not isinstance(words, (list, tuple)):
+            raise TypeError(f"words must be a list of words or a space-separated string, got {type(words).__name__}")
         unknown = [w for w in words if w not in self.vocab]
         if unknown:
             raise ValueError(f"unknown words {unknown}; the vocabulary is {self.vocab}")

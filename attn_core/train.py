@@ -67,7 +67,7 @@ def accuracy(logits, targets) -> float:
     if not asked.any():
         raise ValueError("targets asks for nothing: every entry is IGNORE_INDEX")
     correct = logits.argmax(dim=-1) == targets  # (B, T)
-    return correct[asked].float().mean().item()
+    return correct[asked].sum().item() / asked.sum().item()  # exact: no float32 mean
 
 
 @contextlib.contextmanager
@@ -113,13 +113,14 @@ def train(model: nn.Module, task, *, steps: int, batch_size: int = 64, lr: float
         A `History` of the per-step loss and accuracy. `model` is trained in place and left
         in eval mode.
     """
+    _check_model(model)
     steps = check_positive_int(steps, "steps")
     batch_size = check_positive_int(batch_size, "batch_size")
+    progress = check_flag(progress, "progress")
     lr = check_positive_finite(lr, "lr")
     weight_decay = check_positive_finite(weight_decay, "weight_decay", allow_zero=True)
     seed = _check_seed(seed)
-    if not hasattr(task, "sample"):
-        raise TypeError(f"task must have a sample(batch_size, generator=...) method, got {type(task).__name__}")
+    _check_task(task)
     warmup = max(1, steps // 20) if warmup is None else check_positive_int(warmup, "warmup")
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -154,6 +155,17 @@ def train(model: nn.Module, task, *, steps: int, batch_size: int = 64, lr: float
     return history
 
 
+def _check_model(model) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module mapping tokens (B, T) to logits (B, T, vocab_size), "
+                        f"got {type(model).__name__}")
+
+
+def _check_task(task) -> None:
+    if not callable(getattr(task, "sample", None)):
+        raise TypeError(f"task must have a sample(batch_size, generator=...) method, got {type(task).__name__}")
+
+
 def _check_seed(seed) -> int:
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"seed must be a whole number >= 0, got {seed!r} ({type(seed).__name__})")
@@ -175,6 +187,8 @@ def evaluate(model: nn.Module, task, *, n_sequences: int = 512, batch_size: int 
         `by_position=True` a numpy array `(T,)` of the accuracy at each position (`nan`
         where nothing is asked).
     """
+    _check_model(model)
+    _check_task(task)
     n_sequences = check_positive_int(n_sequences, "n_sequences")
     batch_size = check_positive_int(batch_size, "batch_size")
     seed = _check_seed(seed)

@@ -237,3 +237,21 @@ def test_train_stops_at_a_nan_loss_naming_the_step_and_what_to_try():
     with pytest.raises(FloatingPointError, match=r"the loss became (nan|inf) at step \d+ of 20.*lower the learning rate") as info:
         _train_tiny(steps=20, lr=1e30)
     assert info.value.history.loss and all(math.isfinite(x) for x in info.value.history.loss)  # the steps before it
+
+
+@pytest.mark.parametrize(
+    "call,err,pattern",
+    [
+        (lambda: InductionTask().decode(torch.tensor([0.5, 1.0])), TypeError, r"ids must be integer token ids, got dtype torch.float32"),
+        (lambda: InductionTask().decode("AB"), TypeError, r"ids must be"),
+        (lambda: WhoDidWhatTask().encode(3), TypeError, r"words must be a list of words or a space-separated string, got int"),
+        (lambda: __import__("attn_core.train").train.train(nn.Linear(2, 2), InductionTask(), steps=2, progress="no"), TypeError,
+         r"progress must be True or False"),
+        (lambda: __import__("attn_core.train").train.train(lambda t: t, InductionTask(), steps=2), TypeError,
+         r"model must be a torch.nn.Module"),
+        (lambda: __import__("attn_core.train").train.evaluate("model", InductionTask()), TypeError, r"model must be a torch.nn.Module"),
+    ],
+)
+def test_tasks_and_training_name_the_bad_argument(call, err, pattern):
+    with pytest.raises(err, match=pattern):
+        call()

@@ -113,6 +113,12 @@ def test_numbers_a_whole_float_passes_but_a_bool_or_a_fraction_does_not(check_na
     assert result.verdict == "wrong type" and "bool" in result.message
 
 
+def test_half_precision_answers_are_told_why_they_are_off(capsys):
+    result, out = run("check_scaled_dot_product_attention",
+                      returning("check_scaled_dot_product_attention", lambda t: t.half()), capsys)
+    assert result.verdict == "wrong values" and "torch.float16, which keeps only 2-3 significant digits" in out
+
+
 @pytest.mark.parametrize("check_name", sorted(set(ALL) - NUMBER_CHECKS))
 def test_a_tensor_that_requires_grad_is_a_fine_answer(check_name, capsys):
     def with_grad(t):

@@ -434,6 +434,9 @@ def _compare(got, expected, case: Case) -> tuple[str, str] | None:
         return "wrong dtype", (f"the values are right, but {dtype}" if values is None else dtype)
     if values:
         shape_wrong = values.startswith("expected shape") or values.startswith("expected a single")
+        if not shape_wrong and isinstance(got, torch.Tensor) and got.dtype in (torch.float16, torch.bfloat16):
+            values += (f" (your tensor is {got.dtype}, which keeps only 2-3 significant digits: compute in "
+                       f"float32 or float64)")
         return ("wrong shape" if shape_wrong else "wrong values"), values
     return None
 

@@ -156,8 +156,8 @@ def check_rope_rotate(fn, *, verbose: bool = True) -> Result:
         case("base=100", (3, 8), [1, 5, 9], 100.0),
     ]
     hint = ("each pair of dimensions (2i, 2i + 1) is a point in a plane, turned counter-clockwise by an angle that "
-            "grows with the token's position and falls with i; every other dimension stays where it is. Leading "
-            "batch and head axes must survive.")
+            "grows with the token's position and falls with i; the turned pair goes back to dimensions 2i and 2i + 1. "
+            "Leading batch and head axes must survive.")
     return run_checks("rope_rotate", fn, cases, hint, verbose=verbose, mistakes=MISTAKES_ROPE_ROTATE)
 
 

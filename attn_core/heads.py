@@ -368,6 +368,8 @@ def label_heads(scores: dict[str, np.ndarray], threshold: float = 0.5) -> list[l
         `labels[layer][head]`: e.g. `"previous_token 0.93"`, or `"mixed"` when no score
         reaches the threshold.
     """
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating, np.integer)):
+        raise TypeError(f"threshold must be a number in (0, 1], got {threshold!r}")
     if not 0 < threshold <= 1:
         raise ValueError(f"threshold must lie in (0, 1], got {threshold}")
     names = _check_scores(scores)
@@ -385,6 +387,8 @@ def label_heads(scores: dict[str, np.ndarray], threshold: float = 0.5) -> list[l
 
 def format_head_scores(scores: dict[str, np.ndarray], decimals: int = 2) -> str:
     """A plain-text table of `head_scores`: one row per head, one column per score."""
+    if isinstance(decimals, bool) or not isinstance(decimals, (int, np.integer)) or decimals < 0:
+        raise ValueError(f"decimals must be a whole number >= 0, got {decimals!r}")
     names = _check_scores(scores)
     L, H = next(iter(scores.values())).shape
     width = max(len(n) for n in names) + 2

@@ -190,7 +190,7 @@ class TinyTransformer(nn.Module):
         elif self.positional == "sinusoidal":
             x = x + sinusoidal_encoding(T, self.d_model, dtype=x.dtype).to(x.device)  # (B, T, d_model) + (T, d_model)
         mask = causal_mask(T, device=tokens.device) if self.causal else None  # (T, T)
-        bias = alibi_bias(self.n_heads, T, dtype=x.dtype).to(x.device) if self.positional == "alibi" else None  # (H, T, T)
+        bias = alibi_bias(self.n_heads, T, dtype=x.dtype).to(x.device)[None] if self.positional == "alibi" else None  # (H, T, T) -> (1, H, T, T)
         weights = []
         for block in self.blocks:
             x, w = block(x, mask=mask, bias=bias)  # (B, T, d_model), (B, H, T, T)

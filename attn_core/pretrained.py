@@ -93,9 +93,12 @@ class BertConfig:
     def __post_init__(self):
         for field in ("vocab_size", "d_model", "n_heads", "n_layers", "d_ff", "max_len", "n_segments"):
             check_positive_int(getattr(self, field), field)
-        if not (isinstance(self.ln_eps, (int, float)) and self.ln_eps > 0):
+        if self.d_model % self.n_heads:
+            raise ValueError(f"n_heads={self.n_heads} does not divide d_model={self.d_model}: every head needs "
+                             f"d_head = d_model / n_heads dimensions")
+        if not (isinstance(self.ln_eps, (int, float)) and not isinstance(self.ln_eps, bool) and self.ln_eps > 0):
             raise ValueError(f"ln_eps must be a positive number, got {self.ln_eps!r}")
-        if not (isinstance(self.pad_id, int) and 0 <= self.pad_id < self.vocab_size):
+        if not (isinstance(self.pad_id, int) and not isinstance(self.pad_id, bool) and 0 <= self.pad_id < self.vocab_size):
             raise ValueError(f"pad_id must be a token id in 0..{self.vocab_size - 1}, got {self.pad_id!r}")
 
     @classmethod
@@ -214,6 +217,8 @@ class BertEncoder(nn.Module):
 
     def forward(self, token_ids, segment_ids=None, attention_mask=None, return_weights: bool = False,
                 use_positions: bool = True):
+        if not isinstance(return_weights, bool):
+            raise TypeError(f"return_weights must be True or False, got {return_weights!r}")
         hidden_states, weights = self.layer_outputs(token_ids, segment_ids, attention_mask, use_positions=use_positions)
         return (hidden_states[-1], weights) if return_weights else hidden_states[-1]
 
@@ -248,6 +253,8 @@ def read_minilm_files(path=None) -> dict[str, bytes]:
     Raises:
         ValueError if a file is missing from the zip or its SHA-256 is not the official one.
     """
+    if path is not None and not isinstance(path, (str, Path)):
+        raise TypeError(f"path must be None or the path (str or pathlib.Path) of a model zip, got {path!r}")
     path = minilm_zip_path() if path is None else Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"path {str(path)!r} is not a file; expected the model's model.zip")
@@ -407,6 +414,16 @@ def _as_texts(texts, name: str) -> list[str]:
     return list(texts)
 
 
+def _check_tokenizer(tokenizer) -> None:
+    if not all(hasattr(tokenizer, attr) for attr in ("encode_batch", "token_to_id", "encode")):
+        raise TypeError(f"tokenizer must be the tokenizers.Tokenizer that load_minilm returns, got {type(tokenizer).__name__}")
+
+
+def _check_model(model) -> None:
+    if not isinstance(model, BertEncoder):
+        raise TypeError(f"model must be the BertEncoder that load_minilm returns, got {type(model).__name__}")
+
+
 def encode(tokenizer, texts, pairs=None, *, max_len: int = 512) -> Encoded:
     """Tokenise `texts` (and optional second sentences `pairs`) into a padded batch.
 
@@ -422,6 +439,9 @@ def encode(tokenizer, texts, pairs=None, *, max_len: int = 512) -> Encoded:
     Raises:
         ValueError for an empty text and for a row longer than `max_len` tokens.
     """
+    _check_tokenizer(tokenizer)
+    if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1:
+        raise ValueError(f"max_len must be a whole number >= 1 (the model's learned positions), got {max_len!r}")
     texts = _as_texts(texts, "texts")
     if pairs is not None:
         pairs = _as_texts(pairs, "pairs")
@@ -491,9 +511,13 @@ def mean_pool(hidden, attention_mask):
     Returns:
         `(B, d_model)`.
     """
-    if not isinstance(hidden, torch.Tensor) or hidden.ndim != 3:
-        raise ValueError(f"hidden must be a torch tensor (B, T, d_model), got {getattr(hidden, 'shape', type(hidden).__name__)}")
-    if not isinstance(attention_mask, torch.Tensor) or tuple(attention_mask.shape) != tuple(hidden.shape[:2]):
+    if not isinstance(hidden, torch.Tensor) or not hidden.dtype.is_floating_point:
+        raise TypeError(f"hidden must be a float torch tensor (B, T, d_model), got {hidden!r:.80}")
+    if hidden.ndim != 3:
+        raise ValueError(f"hidden must have shape (B, T, d_model), got {fmt_shape(hidden.shape)}")
+    if not isinstance(attention_mask, torch.Tensor):
+        raise TypeError(f"attention_mask must be a (B, T) torch tensor of 0/1, got {type(attention_mask).__name__}")
+    if tuple(attention_mask.shape) != tuple(hidden.shape[:2]):
         raise ValueError(f"attention_mask must be a (B, T) = {fmt_shape(hidden.shape[:2])} torch tensor, got "
                          f"{getattr(attention_mask, 'shape', type(attention_mask).__name__)}")
     m = attention_mask.to(hidden.dtype)[..., None]  # (B, T) -> (B, T, 1)
@@ -511,7 +535,10 @@ def sentence_embeddings(model: BertEncoder, tokenizer, texts, normalize: bool = 
     Returns:
         `(B, d_model)`, no gradient.
     """
-    enc = encode(tokenizer, texts)
+    _check_model(model)
+    if not isinstance(normalize, bool):
+        raise TypeError(f"normalize must be True or False, got {normalize!r}")
+    enc = encode(tokenizer, texts, max_len=model.config.max_len)
     with torch.no_grad():
         hidden = model(enc.token_ids, enc.segment_ids, enc.attention_mask)  # (B, T, d_model)
     out = mean_pool(hidden, enc.attention_mask)  # (B, d_model)
@@ -533,7 +560,12 @@ def contextual_vector(model: BertEncoder, tokenizer, text: str, word: str, layer
     Raises:
         ValueError if `word` does not occur in `text` (the words of the text are listed).
     """
-    enc = encode(tokenizer, text)
+    _check_model(model)
+    if not isinstance(text, str):
+        raise TypeError(f"text must be one sentence (a str), got {type(text).__name__}")
+    if isinstance(occurrence, bool) or not isinstance(occurrence, int) or occurrence < 0:
+        raise ValueError(f"occurrence must be a whole number >= 0, got {occurrence!r}")
+    enc = encode(tokenizer, text, max_len=model.config.max_len)
     if not isinstance(word, str) or not word.strip():
         raise ValueError(f"word must be a non-empty str, got {word!r}")
     normalizer = tokenizer.normalizer

@@ -602,3 +602,34 @@ def test_scores_on_the_real_model_are_padding_invariant(minilm):
     # [CLS] (MiniLM's sink is [CLS], not BERT-base's [SEP]), a next-token head.
     assert full["previous_token"][0, 2] > 0.99
     assert full["cls"].max() > 0.7 and full["sep"].max() < 0.5 and full["next_token"].max() > 0.5
+
+
+def test_argument_errors_name_the_argument(minilm, tmp_path):
+    """Each of these raised a raw Python error (or none) before: now a TypeError/ValueError naming it."""
+    model, tok = minilm
+    with pytest.raises(TypeError, match="path must be None or the path"):
+        load_minilm(path=3)
+    for bad in (None, "tok"):
+        with pytest.raises(TypeError, match="tokenizer must be the tokenizers.Tokenizer"):
+            encode(bad, "hi")
+    for bad in ("5", 0, -1, True):
+        with pytest.raises(ValueError, match="max_len must be a whole number"):
+            encode(tok, "hi", max_len=bad)
+    with pytest.raises(TypeError, match="model must be the BertEncoder"):
+        sentence_embeddings(None, tok, "hi")
+    for bad in ("no", 1, None):
+        with pytest.raises(TypeError, match="normalize must be True or False"):
+            sentence_embeddings(model, tok, "hi", normalize=bad)
+        with pytest.raises(TypeError, match="return_weights must be True or False"):
+            model(torch.tensor([[101, 102]]), return_weights=bad)
+    with pytest.raises(ValueError, match="n_heads=4 does not divide d_model=10"):
+        BertConfig(d_model=10, n_heads=4)
+    with pytest.raises(TypeError, match="threshold must be a number"):
+        label_heads({"self": np.ones((1, 1))}, "0.5")
+    for bad in (-1, "2", 1.5):
+        with pytest.raises(ValueError, match="decimals must be a whole number"):
+            format_head_scores({"self": np.ones((1, 1))}, bad)
+    with pytest.raises(TypeError, match="hidden must be a float torch tensor"):
+        mean_pool(np.zeros((1, 2, 3)), torch.ones(1, 2))
+    with pytest.raises(ValueError, match="occurrence must be a whole number"):
+        contextual_vector(model, tok, "a bank", "bank", occurrence=-1)

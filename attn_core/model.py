@@ -182,6 +182,8 @@ class TinyTransformer(nn.Module):
             )
 
     def forward(self, tokens, return_weights: bool = False):
+        if not isinstance(return_weights, bool):
+            raise TypeError(f"return_weights must be True or False, got {return_weights!r}")
         self._check_tokens(tokens)
         T = tokens.shape[1]
         x = self.token_embedding(tokens)  # (B, T) -> (B, T, d_model)

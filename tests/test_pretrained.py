@@ -400,6 +400,15 @@ def test_post_layernorm_block_follows_its_equation():
         TransformerBlock(8, 2, ln_eps=-1)
 
 
+def test_tiny_transformer_return_weights_must_be_a_flag():
+    from attn_core.model import TinyTransformer
+
+    model = TinyTransformer(5, 8, 2, 1, 4)
+    for bad in ("no", 1, None):
+        with pytest.raises(TypeError, match="return_weights must be True or False"):
+            model(torch.zeros(1, 2, dtype=torch.long), return_weights=bad)
+
+
 # --------------------------------------------------------------------------- sentence and word vectors
 
 

@@ -195,6 +195,8 @@ class BertEncoder(nn.Module):
         self._check_ids(segment_ids, "segment_ids", token_ids.shape, c.n_segments)
         if attention_mask is None:
             attention_mask = torch.ones_like(token_ids)
+        if not isinstance(attention_mask, torch.Tensor):
+            raise TypeError(f"attention_mask must be a (B, T) torch tensor of 0/1 (1 = real token), got {attention_mask!r:.80}")
         if attention_mask.dtype != torch.bool:
             self._check_ids(attention_mask, "attention_mask", token_ids.shape, 2)
         elif tuple(attention_mask.shape) != tuple(token_ids.shape):

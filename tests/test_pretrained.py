@@ -262,6 +262,11 @@ def test_model_input_errors(minilm):
         model(torch.tensor([[101, 102]]), attention_mask=torch.ones(1, 3, dtype=torch.long))
     with pytest.raises(ValueError, match=r"attention_mask must lie in 0..1"):
         model(torch.tensor([[101, 102]]), attention_mask=torch.tensor([[1, 5]]))
+    with pytest.raises(TypeError, match=r"attention_mask must be a \(B, T\) torch tensor"):
+        model(torch.tensor([[101, 102]]), attention_mask=[[1, 1]])
+    mask = torch.tensor([[True, False]])  # a boolean mask works as well as 0/1
+    torch.testing.assert_close(model(torch.tensor([[101, 102]]), attention_mask=mask)[:, 0],
+                               model(torch.tensor([[101, 102]]), attention_mask=mask.long())[:, 0], atol=0, rtol=0)
 
 
 # --------------------------------------------------------------------------- checksums and install errors

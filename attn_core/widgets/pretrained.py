@@ -249,6 +249,8 @@ class HeadViewer:
         ax.set_xlabel("head (each block: queries down, keys across)")
         ax.set_ylabel("layer")
         ax.tick_params(length=0)
+        for spine in ax.spines.values():  # the blitted image would cover them: the same picture either way
+            spine.set_visible(False)
         self._head_box = Rectangle((-0.5, -0.5), T, T, fill=False, edgecolor=_HIGHLIGHT, linewidth=2.5)
         ax.add_patch(self._head_box)
         fig.colorbar(self._image, ax=ax, shrink=0.85, label="weight", pad=0.02)
@@ -374,7 +376,7 @@ class HeadViewerExplorer(Explorer):
     def refresh(self) -> None:
         self.viewer.render(**self.values())
         self.view.value = self.viewer.png()
-        self.status.value = html.escape(self.viewer.summary)
+        self.status.value = html.escape(self.viewer.summary, quote=False)
         self.n_renders += 1
 
     def figure(self):

@@ -349,10 +349,11 @@ def test_package_installs_from_binder_requirements_into_a_fresh_venv(fresh_venv,
     installed = site / "attn_core"
     assert installed.is_dir(), f"attn_core was not installed into the fresh environment:\n{show(proc)}"
 
-    # Every module of the source tree (and any checkpoint) made it into the wheel ...
+    # Every module of the source tree (and any checkpoint or sentence set) made it into the wheel ...
+    shipped = {".py", ".pt", ".txt", ".tsv"}
     wanted = {p.relative_to(ROOT / "attn_core") for p in (ROOT / "attn_core").rglob("*")
-              if p.suffix in {".py", ".pt"} and "__pycache__" not in p.parts}
-    got = {p.relative_to(installed) for p in installed.rglob("*") if p.suffix in {".py", ".pt"}}
+              if p.suffix in shipped and "__pycache__" not in p.parts}
+    got = {p.relative_to(installed) for p in installed.rglob("*") if p.suffix in shipped}
     assert wanted <= got, f"missing from the installed package: {sorted(map(str, wanted - got))}"
 
     # ... and imports from site-packages, with its dependencies, outside the source tree.

@@ -313,6 +313,7 @@ def _offset(T, S):
 BUILD_CAUSAL_MASK = {
     "aligned to the top left": [lambda T, S=None: torch.tril(_ones(T, S))],
     "diagonal left out": [lambda T, S=None: _ones(T, S).tril(diagonal=_offset(T, S) - 1)],
+    "one future key allowed": [lambda T, S=None: torch.ones(T, T if S is None else S).tril(_offset(T, S) + 1).bool()],
     "mask inverted (True = blocked)": [lambda T, S=None: _ones(T, S).triu(diagonal=_offset(T, S) + 1)],
     "the future allowed, the past blocked": [lambda T, S=None: _ones(T, S).triu(diagonal=_offset(T, S))],
     "S ignored": [lambda T, S=None: torch.tril(torch.ones(T, T)).bool()],

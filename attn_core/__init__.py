@@ -23,6 +23,7 @@ Lesson -> module
 09 a real pretrained model             `pretrained` (`load_minilm`, `BertEncoder`,
                                        `encode`, `sentence_embeddings`), `heads`
                                        (bidirectional scores, selectors)
+10 inference and scale                 `tiled` (`online_softmax`, `tiled_attention`)
 figures and explorers                  `viz`, `widgets`; exercises: `exercises`;
                                        notebooks' set-up: `notebook`
 =====================================  ==============================================
@@ -42,6 +43,7 @@ True = may attend; `mask_to_bias` turns them into additive 0 / -inf biases.
 """
 
 from .attention import scaled_dot_product_attention, softmax
+from .tiled import online_softmax, tiled_attention
 from .heads import (
     ablate_heads,
     cls_score,
@@ -143,4 +145,7 @@ __all__ = [
     "mean_pool",
     "sentence_embeddings",
     "contextual_vector",
+    # inference and scale (lesson 10)
+    "online_softmax",
+    "tiled_attention",
 ]

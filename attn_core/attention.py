@@ -130,6 +130,29 @@ def _check_broadcast(x, name: str, target: tuple[int, ...], what: str) -> None:
         )
 
 
+def _check_mask_and_bias(mask, bias, target: tuple[int, ...]) -> None:
+    """Check `mask` (boolean) and `bias` (float) against the scores' shape `target (..., T, S)`."""
+    T, S = target[-2], target[-1]
+    if mask is not None:
+        if not is_array(mask):
+            raise TypeError(f"mask must be a boolean numpy array or torch tensor, got {type(mask).__name__}")
+        if not is_bool(mask):
+            raise TypeError(
+                f"mask must be boolean (True = may attend), got dtype {mask.dtype}; "
+                f"pass an additive float mask as bias= instead, or convert with mask.astype(bool) / mask.bool()"
+            )
+        _check_broadcast(mask, "mask", target, f"expected e.g. (T, S) = ({T}, {S}) or (B, 1, 1, S)")
+    if bias is not None:
+        if not is_array(bias):
+            raise TypeError(f"bias must be a float numpy array or torch tensor, got {type(bias).__name__}")
+        if is_bool(bias):
+            raise TypeError("bias must be a float array of additive scores, got a boolean array; pass it as mask= instead")
+        if not (bias.dtype.is_floating_point if isinstance(bias, torch.Tensor) else bias.dtype.kind == "f"):
+            raise TypeError(f"bias must be a float array of additive scores, got dtype {bias.dtype}; convert it "
+                            f"with .float() (torch) or .astype(np.float64) (numpy)")
+        _check_broadcast(bias, "bias", target, f"expected e.g. (T, S) = ({T}, {S}) or (H, T, S)")
+
+
 def scaled_dot_product_attention(q, k, v, mask=None, bias=None, scale=None):
     r"""Scaled dot-product attention, returning the output and the attention weights.
 
@@ -164,25 +187,10 @@ def scaled_dot_product_attention(q, k, v, mask=None, bias=None, scale=None):
 
     scores = (q * scale) @ k.mT  # (..., T, d_k) x (..., d_k, S) -> (..., T, S); scaling q is cheaper than scaling the scores
     target = tuple(scores.shape)
+    _check_mask_and_bias(mask, bias, target)
     if mask is not None:
-        if not is_array(mask):
-            raise TypeError(f"mask must be a boolean numpy array or torch tensor, got {type(mask).__name__}")
-        if not is_bool(mask):
-            raise TypeError(
-                f"mask must be boolean (True = may attend), got dtype {mask.dtype}; "
-                f"pass an additive float mask as bias= instead, or convert with mask.astype(bool) / mask.bool()"
-            )
-        _check_broadcast(mask, "mask", target, f"expected e.g. (T, S) = ({T}, {S}) or (B, 1, 1, S)")
         scores = scores + mask_to_bias(as_like(mask, q), dtype=scores.dtype)
     if bias is not None:
-        if not is_array(bias):
-            raise TypeError(f"bias must be a float numpy array or torch tensor, got {type(bias).__name__}")
-        if is_bool(bias):
-            raise TypeError("bias must be a float array of additive scores, got a boolean array; pass it as mask= instead")
-        if not (bias.dtype.is_floating_point if isinstance(bias, torch.Tensor) else bias.dtype.kind == "f"):
-            raise TypeError(f"bias must be a float array of additive scores, got dtype {bias.dtype}; convert it "
-                            f"with .float() (torch) or .astype(np.float64) (numpy)")
-        _check_broadcast(bias, "bias", target, f"expected e.g. (T, S) = ({T}, {S}) or (H, T, S)")
         scores = scores + as_like(bias, scores)
 
     if mask is None and bias is None:

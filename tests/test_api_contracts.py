@@ -1143,6 +1143,59 @@ invalid("format_head_scores", "decimals not a whole number >= 0", "decimals", la
 
 
 
+# =============================================================================== online softmax, tiled attention (lesson 10)
+
+
+@valid("online_softmax", "float32 and float64 rows with -inf entries, any block size, numpy and torch vs torch.softmax")
+def _(d):
+    shape = d.draw(st.lists(st.integers(1, 6), min_size=1, max_size=3), label="shape")
+    dtype = d.draw(st.sampled_from([torch.float32, torch.float64]), label="dtype")
+    x = randn(d, *shape, dtype=dtype) * 20
+    x = x.masked_fill(rand_bool(d, *shape, p=0.3), -math.inf)
+    x[..., 0] = 1.0  # one finite entry per row (an all -inf row is nan, like softmax)
+    block = size(d, 1, 8, label="block_size")
+    close(attn_core.online_softmax(x, block_size=block), torch.softmax(x, dim=-1), atol=1e-6)
+    close(attn_core.online_softmax(x.numpy(), block_size=block), torch.softmax(x, dim=-1), atol=1e-6)
+
+
+invalid("online_softmax", "not an array", "x", lambda d: lambda: attn_core.online_softmax(d.draw(NOT_AN_ARRAY)))
+invalid("online_softmax", "integer or boolean array", "x", lambda d: lambda: attn_core.online_softmax(torch.zeros(3, dtype=d.draw(INT_OR_BOOL_TORCH))))
+invalid("online_softmax", "block_size not a whole number >= 1", "block_size",
+        lambda d: lambda: attn_core.online_softmax(torch.zeros(3), block_size=d.draw(NON_POSITIVE_INT | NOT_AN_INT)))
+
+
+@valid("tiled_attention", "random q, k, v, mask, bias, scale and block size vs F.scaled_dot_product_attention, numpy and torch")
+def _(d):
+    lead, T, S, q, k, v = _sdpa_inputs(d)
+    mask = rand_bool(d, T, S) if d.draw(st.booleans(), label="mask") else None
+    bias = randn(d, T, S) if d.draw(st.booleans(), label="bias") else None
+    block = size(d, 1, 7, label="block_size")
+    out = attn_core.tiled_attention(q, k, v, mask=mask, bias=bias, block_size=block)
+    ref = attn_core.scaled_dot_product_attention(q, k, v, mask=mask, bias=bias)[0]  # zeros for fully masked rows
+    close(out, ref)
+    if S > 0 and (mask is None or mask.any(-1).all()):
+        attn = None if mask is None and bias is None else (torch.zeros(T, S, dtype=torch.float64) if bias is None else bias)
+        attn = attn if mask is None else attn.masked_fill(~mask, -math.inf)
+        close(out, F.scaled_dot_product_attention(q, k, v, attn_mask=attn))
+    out_np = attn_core.tiled_attention(q.numpy(), k.numpy(), v.numpy(), mask=None if mask is None else mask.numpy(),
+                                       bias=None if bias is None else bias.numpy(), block_size=block)
+    close(out_np, ref)
+
+
+TA = attn_core.tiled_attention
+invalid("tiled_attention", "block_size not a whole number >= 1", "block_size",
+        _sdpa_bad("block_size", lambda d, q, k, v: TA(q, k, v, block_size=d.draw(NON_POSITIVE_INT | NOT_AN_INT))))
+invalid("tiled_attention", "q not an array", "q", _sdpa_bad("q", lambda d, q, k, v: TA(d.draw(NOT_AN_ARRAY), k, v)))
+invalid("tiled_attention", "k of another d_k", "d_k", _sdpa_bad("k", lambda d, q, k, v: TA(q, k[..., :-1], v)))
+invalid("tiled_attention", "mixed float32 / float64", "dtype", _sdpa_bad("q", lambda d, q, k, v: TA(q, k.float(), v)))
+invalid("tiled_attention", "float mask", "mask", _sdpa_bad("mask", lambda d, q, k, v: TA(q, k, v, mask=torch.ones(3, 5))))
+invalid("tiled_attention", "mask of the wrong size", "mask",
+        _sdpa_bad("mask", lambda d, q, k, v: TA(q, k, v, mask=torch.ones(d.draw(st.sampled_from([(5, 3), (3, 4), (4, 3, 5)])), dtype=torch.bool))))
+invalid("tiled_attention", "bias of the wrong size", "bias", _sdpa_bad("bias", lambda d, q, k, v: TA(q, k, v, bias=torch.zeros(4, 3, 5))))
+invalid("tiled_attention", "scale not a finite number", "scale",
+        _sdpa_bad("scale", lambda d, q, k, v: TA(q, k, v, scale=d.draw(st.sampled_from(["0.5", float("nan"), True])))))
+
+
 # =============================================================================== the tests
 
 
@@ -1209,4 +1262,5 @@ def check_invalid(name, label, arg, make):
                          ids=[f"{n}: {label}"[:90] for n, cases in INVALID.items() for label, _, _ in cases])
 def test_invalid_inputs_raise_a_named_value_or_type_error(name, label, arg, make):
     check_invalid(name, label, arg, make)
+
 

@@ -128,3 +128,25 @@ def test_control_pair_rejects_flawed_designs(pair, problem, tokenizer, capsys):
 def test_control_pair_none_is_not_attempted(tokenizer, capsys):
     result = check_control_pair(None, tokenizer)
     assert not result.attempted and "not attempted yet" in capsys.readouterr().out
+
+
+# What the learner reads must name the idea, not paste the solution's code (issue 8: "hints
+# that give away the solution"); the same rule as tests/test_exercise_mistakes.py for lessons 01-06.
+_SOLUTION_CODE = r"torch\.|\[:, None|None, :\]|\.sum\(|\.mean\(|weights \*|\.gather\(|\.clamp\(|\.expand|\.bool\(\)"
+
+
+@pytest.mark.parametrize("check, mistakes", [(check_offset_score, MISTAKES_OFFSET_SCORE),
+                                             (check_sep_weight, MISTAKES_SEP_WEIGHT)])
+def test_hints_and_mistake_messages_show_no_solution_code(check, mistakes, capsys):
+    import re
+
+    code = re.compile(_SOLUTION_CODE)
+    for mistake in mistakes:
+        assert not code.search(mistake.message), (mistake.name, code.search(mistake.message))
+
+    def unknown_bug(*args):
+        raise IndexError("some bug of the learner's")
+
+    check(unknown_bug)
+    hint = capsys.readouterr().out.split("Hint: ", 1)[1]
+    assert not code.search(hint), code.search(hint)

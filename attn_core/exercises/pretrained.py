@@ -165,9 +165,9 @@ def check_sep_weight(fn, *, verbose: bool = True) -> Result:
         case("a padded batch (lengths 7, 5, 3)", w3, ids3, m3),
         case("a sentence pair: [CLS] A [SEP] B [SEP], padded", wp, idsp, mp),
     ]
-    hint = ("Make a (B, T) selector sep = token_ids == 102. For each query, the weight on [SEP] is the sum over the "
-            "keys where sep is True: (weights * sep[:, None, None, :]).sum(-1), shape (B, H, T). Then average over "
-            "the real queries (attention_mask == 1) of every row: one number per head.")
+    hint = ("Two steps. First, for each query, the weight it puts on [SEP]: add up its weights on every key whose id "
+            "is 102 (a pair has two [SEP] keys; padding is never [SEP]). Then, per head, the mean of that over the "
+            "real queries only (attention_mask == 1) of every row of the batch: one number per head, shape (H,).")
     return run_checks("sep_weight", fn, cases, hint, verbose=verbose, mistakes=MISTAKES_SEP_WEIGHT)
 
 

@@ -165,7 +165,7 @@ class BertEncoder(nn.Module):
         )
 
     def _check_ids(self, x, name: str, shape, upper: int | None):
-        if not isinstance(x, torch.Tensor) or x.dtype.is_floating_point or x.dtype.is_complex:
+        if not isinstance(x, torch.Tensor) or x.dtype.is_floating_point or x.dtype.is_complex or x.dtype == torch.bool:
             raise TypeError(f"{name} must be an integer torch tensor of shape (B, T), got {x!r:.80}")
         if shape is None and (x.ndim != 2 or x.shape[1] == 0):
             raise ValueError(f"{name} must have shape (B, T) with T >= 1, got shape {fmt_shape(x.shape)}")
@@ -205,7 +205,8 @@ class BertEncoder(nn.Module):
         if not isinstance(use_positions, bool):
             raise TypeError(f"use_positions must be True or False, got {use_positions!r}")
 
-        x = self.token_embedding(token_ids) + self.segment_embedding(segment_ids)  # (B, T) -> (B, T, d_model)
+        # any integer dtype (uint8, int16 ...) is an id: nn.Embedding itself takes only int32/int64
+        x = self.token_embedding(token_ids.long()) + self.segment_embedding(segment_ids.long())  # (B, T) -> (B, T, d_model)
         if use_positions:
             x = x + self.position_embedding(T)  # (B, T, d_model) + (T, d_model)
         x = self.embedding_norm(x)

@@ -647,3 +647,20 @@ def test_argument_errors_name_the_argument(minilm, tmp_path):
         mean_pool(np.zeros((1, 2, 3)), torch.ones(1, 2))
     with pytest.raises(ValueError, match="occurrence must be a whole number"):
         contextual_vector(model, tok, "a bank", "bank", occurrence=-1)
+
+
+def test_token_and_segment_ids_of_any_integer_dtype(minilm):
+    """uint8/int16 ids are ids (cast to long); bool ids are a TypeError naming the argument,
+    never torch's raw 'Expected tensor for argument #1 'indices''."""
+    model, _ = minilm
+    ids = torch.tensor([[101, 2000, 102]])
+    with torch.no_grad():
+        expected = model(ids)
+        for dtype in (torch.uint8, torch.int8, torch.int16, torch.int32):
+            small = torch.tensor([[101, 100, 102]], dtype=dtype)
+            torch.testing.assert_close(model(small, torch.zeros_like(small)), model(small.long()), atol=0, rtol=0)
+        torch.testing.assert_close(model(ids.int()), expected, atol=0, rtol=0)
+    with pytest.raises(TypeError, match="token_ids must be an integer torch tensor"):
+        model(torch.ones(1, 3, dtype=torch.bool))
+    with pytest.raises(TypeError, match="segment_ids must be an integer torch tensor"):
+        model(ids, torch.zeros(1, 3, dtype=torch.bool))

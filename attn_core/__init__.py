@@ -23,7 +23,11 @@ Lesson -> module
 09 a real pretrained model             `pretrained` (`load_minilm`, `BertEncoder`,
                                        `encode`, `sentence_embeddings`), `heads`
                                        (bidirectional scores, selectors)
-10 inference and scale                 `tiled` (`online_softmax`, `tiled_attention`)
+10 inference and scale                 `tiled` (`online_softmax`, `tiled_attention`),
+                                       `kv_cache` (`KVCache`, `kv_cache_bytes`),
+                                       `sampling` (`sample_next_token`),
+                                       `model` (`TinyTransformer.generate`),
+                                       `multihead` (`n_kv_heads`: grouped-query)
 figures and explorers                  `viz`, `widgets`; exercises: `exercises`;
                                        notebooks' set-up: `notebook`
 =====================================  ==============================================
@@ -32,6 +36,7 @@ Shape legend (PyTorch SDPA's layout)
 ------------------------------------
 B        batch size
 H        number of heads (`n_heads`)
+H_kv     number of key/value heads (`n_kv_heads`; grouped-query attention when < H)
 T        number of queries (target length)
 S        number of keys and values (source length; S = T in self-attention)
 D        a generic last axis; `d_k` for queries and keys, `d_v` for values
@@ -44,6 +49,8 @@ True = may attend; `mask_to_bias` turns them into additive 0 / -inf biases.
 
 from .attention import scaled_dot_product_attention, softmax
 from .tiled import online_softmax, tiled_attention
+from .kv_cache import KVCache, kv_cache_bytes
+from .sampling import sample_next_token
 from .heads import (
     ablate_heads,
     cls_score,
@@ -148,4 +155,7 @@ __all__ = [
     # inference and scale (lesson 10)
     "online_softmax",
     "tiled_attention",
+    "KVCache",
+    "kv_cache_bytes",
+    "sample_next_token",
 ]

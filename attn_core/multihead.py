@@ -13,6 +13,7 @@ from torch import nn
 
 from ._arrays import check_array, check_flag, check_positive_finite, check_positive_int, fmt_shape, is_array
 from .attention import scaled_dot_product_attention
+from .kv_cache import KVCache
 from .positional.rope import _check_positions, apply_rope
 
 __all__ = ["split_heads", "merge_heads", "MultiHeadAttention", "parameter_count", "matmul_flops"]
@@ -25,6 +26,21 @@ def _check_divisible(d_model: int, n_heads: int) -> None:
             f"d_model={d_model} is not divisible by n_heads={n_heads}: every head needs "
             f"d_head = d_model / n_heads dimensions. Choose n_heads from {divisors}"
         )
+
+
+def _check_kv_heads(n_heads: int, n_kv_heads) -> int:
+    """`n_kv_heads` (default `n_heads`) as an int dividing `n_heads`: each key/value head serves a group of query heads."""
+    if n_kv_heads is None:
+        return n_heads
+    n_kv_heads = check_positive_int(n_kv_heads, "n_kv_heads")
+    if n_heads % n_kv_heads:
+        divisors = [h for h in range(1, n_heads + 1) if n_heads % h == 0]
+        raise ValueError(
+            f"n_kv_heads={n_kv_heads} does not divide n_heads={n_heads}: each key/value head is shared by a group "
+            f"of n_heads / n_kv_heads query heads. Choose n_kv_heads from {divisors} ({n_heads}: multi-head, "
+            f"1: multi-query attention)"
+        )
+    return n_kv_heads
 
 
 def split_heads(x, n_heads: int):
@@ -57,42 +73,52 @@ def merge_heads(x):
     return x.reshape(*lead, T, H * d_head)  # (B, T, H, d_head) -> (B, T, d_model)
 
 
-def parameter_count(d_model: int, n_heads: int, bias: bool = True) -> int:
-    r"""Number of parameters of `MultiHeadAttention(d_model, n_heads, bias)`.
+def parameter_count(d_model: int, n_heads: int, bias: bool = True, n_kv_heads: int | None = None) -> int:
+    r"""Number of parameters of `MultiHeadAttention(d_model, n_heads, bias, n_kv_heads=n_kv_heads)`.
 
-    .. math:: 4\, d_\mathrm{model}^2 + 4\, d_\mathrm{model} \;[\text{biases}]
+    .. math:: 2\, d_\mathrm{model}^2 + 2\, d_\mathrm{model} d_\mathrm{kv}
+              + 2\, d_\mathrm{model} + 2\, d_\mathrm{kv} \;[\text{biases}], \qquad
+              d_\mathrm{kv} = n_\mathrm{kv\_heads}\, d_\mathrm{head}
 
-    Four `d_model x d_model` projections (`w_q, w_k, w_v, w_o`), each with a bias of
-    `d_model` when `bias`. Head `h` uses `d_head` columns of `w_q`, `w_k`, `w_v`, so
-    `n_heads` heads cost `n_heads * 3 * d_model * d_head = 3 * d_model**2`: the count does
-    not depend on `n_heads` (which must still divide `d_model`).
+    `w_q` and `w_o` are `d_model x d_model`; `w_k` and `w_v` project to the `n_kv_heads`
+    key/value heads only (`d_kv = d_model` for multi-head attention, the default). Each
+    has a bias when `bias`. Head `h` uses `d_head` columns of `w_q`, `w_k`, `w_v`, so
+    `n_heads` heads cost `n_heads * 3 * d_model * d_head = 3 * d_model**2`: with
+    `n_kv_heads = n_heads` the count (`4 d^2 + 4 d`) does not depend on `n_heads` (which
+    must still divide `d_model`).
 
     >>> parameter_count(768, 12)
     2362368
+    >>> parameter_count(768, 12, n_kv_heads=4)  # grouped-query: w_k, w_v shrink 3x
+    1574912
     """
     d_model = check_positive_int(d_model, "d_model")
     n_heads = check_positive_int(n_heads, "n_heads")
     _check_divisible(d_model, n_heads)
     bias = check_flag(bias, "bias")
-    return 4 * d_model * d_model + (4 * d_model if bias else 0)
+    d_kv = _check_kv_heads(n_heads, n_kv_heads) * (d_model // n_heads)
+    return 2 * d_model * d_model + 2 * d_model * d_kv + ((2 * d_model + 2 * d_kv) if bias else 0)
 
 
-def matmul_flops(T: int, d_model: int, n_heads: int, S: int | None = None) -> int:
+def matmul_flops(T: int, d_model: int, n_heads: int, S: int | None = None, n_kv_heads: int | None = None) -> int:
     r"""Matrix-multiplication FLOPs of one `MultiHeadAttention` forward pass, one sequence.
 
-    .. math:: 2\,(\underbrace{T d^2}_{w_q} + \underbrace{2 S d^2}_{w_k,\,w_v}
+    .. math:: 2\,(\underbrace{T d^2}_{w_q} + \underbrace{2 S d\, d_\mathrm{kv}}_{w_k,\,w_v}
               + \underbrace{H\,T S\,d_\mathrm{head}}_{q k^\top}
               + \underbrace{H\,T S\,d_\mathrm{head}}_{\mathrm{weights}\,v}
               + \underbrace{T d^2}_{w_o}), \qquad H\,d_\mathrm{head} = d
 
     counting 2 FLOPs per multiply-add, as `torch.utils.flop_counter.FlopCounterMode`
-    does. Since `H * d_head = d_model`, the result does not depend on `n_heads`. Not
+    does, with `d_kv = n_kv_heads * d_head` (`= d` by default; grouped-query attention
+    saves only in `w_k, w_v`: every query head still meets `S` keys). Since
+    `H * d_head = d_model`, the result does not depend on `n_heads`. Not
     counted (they are not matrix products): the scaling, bias additions and the softmax,
     whose work *does* grow with `n_heads` (it runs over `H * T * S` scores).
 
     Args:
         T: number of queries; `S`: number of keys and values (default `T`, self-attention).
         d_model: model width; `n_heads` must divide it.
+        n_kv_heads: key/value heads (default `n_heads`); must divide `n_heads`.
 
     >>> matmul_flops(10, 768, 12)
     47493120
@@ -103,7 +129,8 @@ def matmul_flops(T: int, d_model: int, n_heads: int, S: int | None = None) -> in
     n_heads = check_positive_int(n_heads, "n_heads")
     _check_divisible(d_model, n_heads)
     d_head = d_model // n_heads
-    projections = T * d_model * d_model + 2 * S * d_model * d_model + T * d_model * d_model
+    d_kv = _check_kv_heads(n_heads, n_kv_heads) * d_head
+    projections = T * d_model * d_model + 2 * S * d_model * d_kv + T * d_model * d_model
     attention = 2 * n_heads * T * S * d_head  # scores and weighted sum of values
     return 2 * (projections + attention)
 
@@ -118,6 +145,13 @@ class MultiHeadAttention(nn.Module):
     matrix `w_q`, so H heads of size `d_head` cost exactly the parameters and FLOPs of
     one full-width head.
 
+    Grouped-query attention (`n_kv_heads < n_heads`; multi-query for `n_kv_heads = 1`):
+    `w_k` and `w_v` project to only `n_kv_heads` key/value heads, and query head `h` reads
+    key/value head `h // (n_heads / n_kv_heads)`, i.e. the key/value heads are repeated
+    with `repeat_interleave` on the head axis (`[K1, K1, K2, K2]`), as in PyTorch's
+    `scaled_dot_product_attention(..., enable_gqa=True)`. A `KVCache` stores the
+    `n_kv_heads` heads before that repetition, which is the memory GQA saves.
+
     Args:
         d_model: model width; must be divisible by `n_heads`.
         n_heads: number of heads `H`; each gets `d_head = d_model // n_heads`.
@@ -125,9 +159,10 @@ class MultiHeadAttention(nn.Module):
         rope: rotate queries and keys with `apply_rope` (per head) before the scores
             (True or False).
         rope_base: RoPE's frequency base, a finite number > 0.
+        n_kv_heads: key/value heads (default `n_heads`); must divide `n_heads`.
 
     `forward(query, key=None, value=None, mask=None, bias=None, positions=None,
-    key_positions=None)`:
+    key_positions=None, cache=None)`:
 
     - `query (B, T, d_model)`, `key`/`value (B, S, d_model)` (default: `query`, i.e.
       self-attention), in the dtype of the module's weights (`.float()` / `.double()`).
@@ -142,29 +177,55 @@ class MultiHeadAttention(nn.Module):
       `positions` when `key` is None (self-attention), else `0 .. S-1`. So new queries
       after `S - T` cached keys take `positions=torch.arange(S - T, S)`. Passing either
       with `rope=False` is a ValueError (it would be ignored).
+    - `cache` (self-attention only): a `KVCache` `(B, n_kv_heads, S - T, d_head)` of the
+      tokens before these `T` (start with `self.empty_cache(B)`). The new keys and values
+      are appended to it and the queries attend to all `S` of them; `positions` default
+      to `S - T .. S - 1` and the keys are cached already rotated. Pass the mask and bias
+      for `(T, S)`, e.g. `causal_mask(T, S)` (end-aligned).
 
-    Returns `(out, weights)`: `out (B, T, d_model)`, per-head `weights (B, H, T, S)`.
+    Returns `(out, weights)`: `out (B, T, d_model)`, per-head `weights (B, H, T, S)`; with
+    `cache`, `(out, weights, cache)` where the returned cache holds all `S` tokens.
     """
 
-    def __init__(self, d_model: int, n_heads: int, bias: bool = True, rope: bool = False, rope_base: float = 10000.0):
+    def __init__(self, d_model: int, n_heads: int, bias: bool = True, rope: bool = False, rope_base: float = 10000.0,
+                 n_kv_heads: int | None = None):
         super().__init__()
         d_model = check_positive_int(d_model, "d_model")
         n_heads = check_positive_int(n_heads, "n_heads")
         _check_divisible(d_model, n_heads)
+        n_kv_heads = _check_kv_heads(n_heads, n_kv_heads)
         bias = check_flag(bias, "bias")
         rope = check_flag(rope, "rope")
         rope_base = check_positive_finite(rope_base, "rope_base")
         if rope and (d_model // n_heads) % 2:
             raise ValueError(f"RoPE rotates pairs of dimensions, so d_head = d_model / n_heads must be even, got {d_model // n_heads}")
-        self.d_model, self.n_heads, self.d_head = d_model, n_heads, d_model // n_heads
+        self.d_model, self.n_heads, self.d_head, self.n_kv_heads = d_model, n_heads, d_model // n_heads, n_kv_heads
         self.rope, self.rope_base = rope, rope_base
         self.w_q = nn.Linear(d_model, d_model, bias=bias)
-        self.w_k = nn.Linear(d_model, d_model, bias=bias)
-        self.w_v = nn.Linear(d_model, d_model, bias=bias)
+        self.w_k = nn.Linear(d_model, n_kv_heads * self.d_head, bias=bias)
+        self.w_v = nn.Linear(d_model, n_kv_heads * self.d_head, bias=bias)
         self.w_o = nn.Linear(d_model, d_model, bias=bias)
 
     def extra_repr(self) -> str:
-        return f"d_model={self.d_model}, n_heads={self.n_heads}, d_head={self.d_head}" + (", rope=True" if self.rope else "")
+        return (f"d_model={self.d_model}, n_heads={self.n_heads}, d_head={self.d_head}"
+                + (f", n_kv_heads={self.n_kv_heads}" if self.n_kv_heads != self.n_heads else "")
+                + (", rope=True" if self.rope else ""))
+
+    def empty_cache(self, batch_size: int) -> KVCache:
+        """A `KVCache` holding no tokens, `(batch_size, n_kv_heads, 0, d_head)`, in the weights' dtype and device."""
+        w = self.w_k.weight
+        return KVCache.empty(batch_size, self.n_kv_heads, self.d_head, dtype=w.dtype, device=w.device)
+
+    def _check_cache(self, cache, B: int) -> None:
+        if not isinstance(cache, KVCache):
+            raise TypeError(f"cache must be a KVCache (start with layer.empty_cache(B)), got {type(cache).__name__}")
+        expected = (B, self.n_kv_heads, cache.length, self.d_head)
+        if tuple(cache.k.shape) != expected or cache.k.dtype != self.w_k.weight.dtype:
+            raise ValueError(
+                f"cache of shape {fmt_shape(cache.k.shape)} ({cache.k.dtype}) does not fit this layer and batch: "
+                f"expected (B, n_kv_heads, S, d_head) = {fmt_shape(expected)} ({self.w_k.weight.dtype}), with B={B} "
+                f"from the query. A cache belongs to one layer and one batch of sequences"
+            )
 
     def _check_input(self, x, name: str) -> None:
         if not isinstance(x, torch.Tensor):
@@ -218,8 +279,14 @@ class MultiHeadAttention(nn.Module):
             )
         return p[:, None, :] if p.ndim == 2 else p  # (B, L) -> (B, 1, L)
 
-    def forward(self, query, key=None, value=None, mask=None, bias=None, positions=None, key_positions=None):
+    def forward(self, query, key=None, value=None, mask=None, bias=None, positions=None, key_positions=None, cache=None):
         self_attention = key is None
+        if cache is not None and not (self_attention and value is None):
+            raise ValueError("cache= is for self-attention (query only): the keys and values of the new tokens are "
+                             "appended to it; for cross-attention pass key and value without a cache")
+        if cache is not None and key_positions is not None:
+            raise ValueError("key_positions= cannot be combined with cache=: the cached keys are already rotated, and "
+                             "the new keys take the queries' positions")
         key = query if key is None else key
         value = key if value is None else value
         for name, x in (("query", query), ("key", key), ("value", value)):
@@ -230,6 +297,9 @@ class MultiHeadAttention(nn.Module):
                 f"query {fmt_shape(query.shape)}, key {fmt_shape(key.shape)}, value {fmt_shape(value.shape)}"
             )
         B, T, S = query.shape[0], query.shape[1], key.shape[1]
+        if cache is not None:
+            self._check_cache(cache, B)
+            S = cache.length + T
         if not self.rope:
             for name, p in (("positions", positions), ("key_positions", key_positions)):
                 if p is not None:
@@ -241,18 +311,27 @@ class MultiHeadAttention(nn.Module):
         mask = self._heads_layout(mask, "mask", B, T, S)  # (B|1, H|1, T, S) or (T, S)
         bias = self._heads_layout(bias, "bias", B, T, S)  # (B|1, H|1, T, S) or (T, S)
         q = split_heads(self.w_q(query), self.n_heads)  # (B, T, d_model) -> (B, H, T, d_head)
-        k = split_heads(self.w_k(key), self.n_heads)  # (B, S, d_model) -> (B, H, S, d_head)
-        v = split_heads(self.w_v(value), self.n_heads)  # (B, S, d_model) -> (B, H, S, d_head)
+        k = split_heads(self.w_k(key), self.n_kv_heads)  # (B, S_new, d_kv) -> (B, H_kv, S_new, d_head)
+        v = split_heads(self.w_v(value), self.n_kv_heads)  # (B, S_new, d_kv) -> (B, H_kv, S_new, d_head)
         if self.rope:
+            if positions is None and cache is not None:
+                positions = torch.arange(cache.length, S, device=query.device)  # the new tokens follow the cached ones
             if key_positions is None and self_attention:
                 key_positions = positions  # one sequence: its keys sit where its queries sit
             q_pos = self._rope_positions(positions, "positions", B, T, "T")  # None (0..T-1), (T,) or (B, 1, T)
-            k_pos = self._rope_positions(key_positions, "key_positions", B, S, "S")  # None (0..S-1), (S,) or (B, 1, S)
+            k_pos = self._rope_positions(key_positions, "key_positions", B, k.shape[-2], "S")  # None, (S,) or (B, 1, S)
             q = apply_rope(q, q_pos, base=self.rope_base)  # (B, H, T, d_head)
-            k = apply_rope(k, k_pos, base=self.rope_base)  # (B, H, S, d_head)
+            k = apply_rope(k, k_pos, base=self.rope_base)  # (B, H_kv, S_new, d_head)
+        if cache is not None:
+            cache = cache.append(k, v)
+            k, v = cache.k, cache.v  # (B, H_kv, S, d_head): the cached tokens and the new ones
+        if self.n_kv_heads != self.n_heads:
+            group = self.n_heads // self.n_kv_heads
+            k = k.repeat_interleave(group, dim=1)  # (B, H_kv, S, d_head) -> (B, H, S, d_head)
+            v = v.repeat_interleave(group, dim=1)  # (B, H_kv, S, d_head) -> (B, H, S, d_head)
         out, weights = scaled_dot_product_attention(q, k, v, mask=mask, bias=bias)  # (B, H, T, d_head), (B, H, T, S)
         out = self.w_o(merge_heads(out))  # (B, H, T, d_head) -> (B, T, d_model)
-        return out, weights
+        return (out, weights) if cache is None else (out, weights, cache)
 
     @classmethod
     def from_torch(cls, m: nn.MultiheadAttention) -> "MultiHeadAttention":

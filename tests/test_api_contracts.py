@@ -1196,6 +1196,92 @@ invalid("tiled_attention", "scale not a finite number", "scale",
         _sdpa_bad("scale", lambda d, q, k, v: TA(q, k, v, scale=d.draw(st.sampled_from(["0.5", float("nan"), True])))))
 
 
+# =============================================================================== GQA, KV cache, sampling (lesson 10)
+
+
+@valid("MultiHeadAttention", "grouped- and multi-query (n_kv_heads | n_heads) vs F.scaled_dot_product_attention(enable_gqa=True)")
+def _(d):
+    H_kv, group, d_head = size(d, 1, 3), size(d, 1, 3), size(d, 1, 3)
+    B, T, S = size(d, 1, 3), size(d, 1, 4), size(d, 1, 5)
+    H = H_kv * group
+    torch.manual_seed(d.draw(st.integers(0, 1000), label="weights"))
+    mha = MultiHeadAttention(H * d_head, H, n_kv_heads=H_kv).double()
+    query, key = randn(d, B, T, H * d_head), randn(d, B, S, H * d_head)
+    out, weights = mha(query, key, key)
+    q = mha.w_q(query).view(B, T, H, d_head).transpose(1, 2)
+    k = mha.w_k(key).view(B, S, H_kv, d_head).transpose(1, 2)
+    v = mha.w_v(key).view(B, S, H_kv, d_head).transpose(1, 2)
+    ref = F.scaled_dot_product_attention(q, k, v, enable_gqa=True)
+    close(out, mha.w_o(ref.transpose(1, 2).reshape(B, T, -1)))
+    assert weights.shape == (B, H, T, S)
+
+
+invalid("MultiHeadAttention", "n_kv_heads not dividing n_heads", "n_kv_heads", lambda d: lambda: MultiHeadAttention(12, 6, n_kv_heads=d.draw(st.sampled_from([4, 5, 12]))))
+invalid("MultiHeadAttention", "n_kv_heads not a whole number >= 1", "n_kv_heads", lambda d: lambda: MultiHeadAttention(8, 2, n_kv_heads=d.draw(NON_POSITIVE_INT | NOT_AN_INT_NOR_NONE)))
+invalid("MultiHeadAttention", "cache of another batch size or head count", "cache",
+        lambda d: lambda: MultiHeadAttention(8, 2, n_kv_heads=d.draw(st.sampled_from([1, 2])))(X, cache=attn_core.KVCache.empty(d.draw(st.sampled_from([1, 3])), 2, 4)))
+invalid("parameter_count", "n_kv_heads not dividing n_heads", "n_kv_heads", lambda d: lambda: attn_core.parameter_count(12, 6, n_kv_heads=d.draw(st.sampled_from([4, 5, 0]))))
+invalid("matmul_flops", "n_kv_heads not dividing n_heads", "n_kv_heads", lambda d: lambda: attn_core.matmul_flops(3, 12, 6, n_kv_heads=d.draw(st.sampled_from([4, 5, 0]))))
+
+
+@valid("KVCache", "appending chunks equals concatenating on the S axis; nbytes equals kv_cache_bytes")
+def _(d):
+    B, H_kv, d_head = size(d, 1, 3), size(d, 1, 3), size(d, 1, 4)
+    chunks = [randn(d, B, H_kv, size(d, 1, 3), d_head) for _ in range(size(d, 1, 3))]
+    cache = attn_core.KVCache.empty(B, H_kv, d_head, dtype=torch.float64)
+    for c in chunks:
+        cache = cache.append(c, 2 * c)
+    close(cache.k, torch.cat(chunks, dim=2))
+    close(cache.v, 2 * torch.cat(chunks, dim=2))
+    assert cache.nbytes == attn_core.kv_cache_bytes(1, H_kv, d_head, cache.length, bytes_per_value=8, batch_size=B)
+
+
+invalid("KVCache", "k and v of different shapes", "k", lambda d: lambda: attn_core.KVCache(torch.zeros(1, 2, 3, 4), torch.zeros(1, 2, d.draw(st.sampled_from([2, 4])), 4)))
+invalid("KVCache", "k of rank 3", "k", lambda d: lambda: attn_core.KVCache(torch.zeros(2, 3, 4), torch.zeros(2, 3, 4)))
+invalid("KVCache", "k not a tensor", "k", lambda d: lambda: attn_core.KVCache(d.draw(NOT_AN_ARRAY), torch.zeros(1, 1, 1, 1)))
+invalid("KVCache", "append of another head count", "n_kv_heads", lambda d: lambda: attn_core.KVCache.empty(1, 2, 4).append(torch.zeros(1, 3, 1, 4), torch.zeros(1, 3, 1, 4)))
+
+
+@valid("kv_cache_bytes", "equals the bytes of a TinyTransformer's cache tensors")
+def _(d):
+    H_kv, n_layers, T, B = d.draw(st.sampled_from([1, 2]), label="n_kv_heads"), size(d, 1, 2), size(d, 1, 6), size(d, 1, 2)
+    torch.manual_seed(0)
+    model = attn_core.TinyTransformer(7, 8, 2, n_layers, 8, positional="rope", n_kv_heads=H_kv).eval()
+    _, cache = model(torch.zeros(B, T, dtype=torch.long), cache=model.empty_cache(B))
+    assert sum(c.nbytes for c in cache) == attn_core.kv_cache_bytes(n_layers, H_kv, 4, T, 4, B)
+
+
+invalid("kv_cache_bytes", "a size not a whole number >= 1", "n_kv_heads", lambda d: lambda: attn_core.kv_cache_bytes(2, d.draw(NON_POSITIVE_INT | NOT_AN_INT), 4, 8))
+invalid("kv_cache_bytes", "T not a whole number >= 1", "T", lambda d: lambda: attn_core.kv_cache_bytes(2, 2, 4, d.draw(NON_POSITIVE_INT | NOT_AN_INT)))
+
+
+@valid("sample_next_token", "temperature 0 is argmax; a seeded generator reproduces the draw")
+def _(d):
+    logits = randn(d, size(d, 1, 4), size(d, 1, 6))
+    assert torch.equal(attn_core.sample_next_token(logits), logits.argmax(-1))
+    tau, seed = d.draw(st.floats(0.1, 5.0), label="temperature"), d.draw(st.integers(0, 100), label="seed")
+    a = attn_core.sample_next_token(logits, tau, torch.Generator().manual_seed(seed))
+    b = torch.multinomial(torch.softmax(logits / tau, -1), 1, generator=torch.Generator().manual_seed(seed))[:, 0]
+    assert torch.equal(a, b)
+
+
+invalid("sample_next_token", "logits of rank 1 or 3", "logits", lambda d: lambda: attn_core.sample_next_token(torch.zeros((3,) if d.draw(st.booleans()) else (1, 2, 3))))
+invalid("sample_next_token", "integer logits or not a tensor", "logits", lambda d: lambda: attn_core.sample_next_token(d.draw(st.sampled_from([torch.zeros(2, 3, dtype=torch.long), [[1.0]], None]))))
+invalid("sample_next_token", "negative or non-finite temperature", "temperature", lambda d: lambda: attn_core.sample_next_token(torch.zeros(1, 3), d.draw(st.sampled_from([-1.0, float("nan"), float("inf"), "1"]))))
+invalid("TinyTransformer", "generate: n_new_tokens negative or not whole", "n_new_tokens", lambda d: lambda: _tiny("rope", True).generate(torch.zeros(1, 2, dtype=torch.long), d.draw(st.sampled_from([-1, 1.5, "2", True]))))
+invalid("TinyTransformer", "generate past max_len with learned positions", "max_len", lambda d: lambda: _tiny("learned", True).generate(torch.zeros(1, 2, dtype=torch.long), d.draw(st.integers(8, 12))))
+
+
+@valid("TinyTransformer", "every positional scheme: generate with and without the KV cache gives identical tokens")
+def _(d):
+    prompt = torch.randint(0, 7, (size(d, 1, 2), size(d, 1, 3)), generator=torch.Generator().manual_seed(size(d, 0, 99)))
+    for positional in attn_core.POSITIONAL_SCHEMES:
+        model = _tiny(positional, True)
+        n = 8 - prompt.shape[1] + 1  # up to max_len for learned positions
+        assert torch.equal(model.generate(prompt, n), model.generate(prompt, n, use_cache=False))
+
+
+
 # =============================================================================== the tests
 
 

@@ -11,10 +11,11 @@ Picking a query word keeps only that word's weights (the other rows fade out).
 
 Speed: the model runs only when the sentence changes; its weights are kept in the
 explorer (`viewer.cached_sentence`, `viewer.cached_weights`). The figure is built once per
-layout (mode and token count) and then updated in place (`set_data`, `set_segments`,
-`set_linewidths`, `set_text`), following matplotlib's guide to fast updates (blitting):
+layout (mode and tokens) and then updated in place (`set_data`, `set_linewidths`,
+`set_color`, `set_xy`), following matplotlib's guide to fast updates (blitting):
 everything that never changes (token labels, ticks, colour bar) is drawn once into a
-background, and an update draws only the changing artists over a copy of it.
+background, and an update draws only the changing artists over a copy of it. The
+picture's title is shown as text above it (`explorer.status`), not drawn.
 """
 
 from __future__ import annotations

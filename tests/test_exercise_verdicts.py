@@ -471,3 +471,27 @@ def test_solutions_pass_with_float64_as_the_default_dtype(check_name, capsys):
     finally:
         torch.set_default_dtype(previous)
     assert result.passed, capsys.readouterr().out
+
+
+def test_a_module_as_the_learners_function_points_at_its_forward(capsys):
+    """A learner may pass an nn.Module: the error is located in *their* forward, not in
+    torch's Module.__call__; torch's own NotImplementedError (a Module without forward) is
+    an error in their code, not "not attempted"."""
+    class WrongWidth(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = torch.nn.Linear(7, 7)
+
+        def forward(self, x, dim=-1):
+            return self.proj(x)  # the learner's line
+
+    result = CHECKS["check_stable_softmax"](WrongWidth(), verbose=False)
+    assert result.verdict == "raised" and "line" in result.message
+    assert "of forward" in result.message and "self.proj(x)" in result.message
+    assert "module.py" not in result.message
+
+    class NoForward(torch.nn.Module):
+        pass
+
+    result = CHECKS["check_stable_softmax"](NoForward(), verbose=False)
+    assert result.attempted and result.verdict == "raised" and "NotImplementedError" in result.message

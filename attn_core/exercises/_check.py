@@ -170,7 +170,11 @@ def _code_of(fn):
         code = getattr(fn, "__code__", None)
         if code is None and not inspect.isroutine(fn):
             code = getattr(getattr(type(fn), "__call__", None), "__code__", None)
-        return code if inspect.iscode(code) else None
+        # a library's code (torch's Module.__call__ for an nn.Module) is not the learner's:
+        # without it, their frames are found as every frame outside the libraries
+        if not inspect.iscode(code) or (not code.co_filename.startswith("<") and _is_library_file(code.co_filename)):
+            return None
+        return code
     except Exception:  # noqa: BLE001
         return None
 

@@ -219,6 +219,25 @@ def test_tokenizer_matches_transformers(minilm, model_dir):
     assert torch.equal(pairs.token_ids, ref["input_ids"]) and torch.equal(pairs.segment_ids, ref["token_type_ids"])
 
 
+def test_tokenizer_matches_an_independent_python_wordpiece(minilm, tmp_path):
+    """transformers 5's fast tokenizer reads the same tokenizer.json with the same Rust
+    library, so the test above checks settings more than the algorithm. BertTokenizerLegacy
+    is transformers' pure-Python BERT tokenizer (BasicTokenizer + WordpieceTokenizer), fed
+    only the vocabulary: it must split every sentence into the same ids."""
+    from transformers.models.bert import BertTokenizerLegacy
+
+    _, tok = minilm
+    vocab = sorted(json.loads(read_minilm_files()["tokenizer.json"])["model"]["vocab"].items(), key=lambda kv: kv[1])
+    assert [i for _, i in vocab] == list(range(30522))
+    vocab_file = tmp_path / "vocab.txt"
+    vocab_file.write_text("\n".join(token for token, _ in vocab) + "\n", encoding="utf-8")
+    legacy = BertTokenizerLegacy(str(vocab_file), do_lower_case=True)
+    extra = ["co-operate, e-mail: a@b.com!!", "Ünïcödé ÀÉÎÕÜ ñ ç ø æ ß", "1st 2nd 3.5% $100 10,000",
+             "中文 字 😀 ☃", "don't can't won't", "a\u00a0b\u200bc", "x" * 150]
+    for text in TOKENIZER_SENTENCES + extra:
+        assert tok.encode(text).ids == legacy(text)["input_ids"], text
+
+
 def test_encode_shapes_and_padding(minilm):
     _, tok = minilm
     enc = encode(tok, ["a b c", "a"])

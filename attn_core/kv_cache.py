@@ -50,7 +50,7 @@ def kv_cache_bytes(n_layers: int, n_kv_heads: int, d_head: int, T: int, bytes_pe
     return 2 * n_layers * batch_size * n_kv_heads * d_head * T * bytes_per_value
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq on tensors would be elementwise, not a bool
 class KVCache:
     r"""The cached keys and values of one attention layer: `k, v (B, n_kv_heads, S, d_head)`.
 

@@ -55,6 +55,7 @@ def test_cache_is_a_value_not_state():
     _, _, c1 = mha(x, mask=causal_mask(3), cache=empty)
     _, _, c2 = mha(x, mask=causal_mask(3), cache=empty)
     assert empty.length == 0 and c1.length == c2.length == 3 and torch.equal(c1.k, c2.k)  # the input cache is unchanged
+    assert (c1 == c2) is False and (c1 == c1) is True  # identity, not an elementwise tensor comparison (which raises)
     with pytest.raises(Exception):
         c1.k = torch.zeros(1)  # frozen
 

@@ -584,7 +584,7 @@ def contextual_vector(model: BertEncoder, tokenizer, text: str, word: str, layer
         raise ValueError(f"word {word!r} occurs {len(matches)} time(s) in {text!r}, so occurrence={occurrence} does not "
                          f"exist; its words are {list(spelled.values())}")
     n_states = model.config.n_layers + 1
-    if not isinstance(layer, int) or not -n_states <= layer < n_states:
+    if isinstance(layer, bool) or not isinstance(layer, int) or not -n_states <= layer < n_states:
         raise ValueError(f"layer must be an int in {-n_states}..{n_states - 1} (0 = embeddings, -1 = last), got {layer!r}")
     with torch.no_grad():
         hidden_states, _ = model.layer_outputs(enc.token_ids, enc.segment_ids, enc.attention_mask)

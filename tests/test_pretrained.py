@@ -474,8 +474,9 @@ def test_contextual_vector(minilm):
         contextual_vector(model, tok, text, "money")
     with pytest.raises(ValueError, match="occurrence=2 does not exist"):
         contextual_vector(model, tok, text, "bank", occurrence=2)
-    with pytest.raises(ValueError, match="layer must be an int in -7..6"):
-        contextual_vector(model, tok, text, "bank", layer=7)
+    for bad in (7, True, 1.0):  # True would silently mean layer 1
+        with pytest.raises(ValueError, match="layer must be an int in -7..6"):
+            contextual_vector(model, tok, text, "bank", layer=bad)
 
 
 # --------------------------------------------------------------------------- head scores

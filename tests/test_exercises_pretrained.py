@@ -150,3 +150,64 @@ def test_hints_and_mistake_messages_show_no_solution_code(check, mistakes, capsy
     check(unknown_bug)
     hint = capsys.readouterr().out.split("Hint: ", 1)[1]
     assert not code.search(hint), code.search(hint)
+
+
+# Independent wrong implementations (loops, numpy), one per catalogued mistake: the catalogue's
+# own versions could drift from the mistake they name and still recognise themselves.
+def _loop_offset(weights, attention_mask, offset, *, use_mask=True, sign=1, zero_missing=False):
+    w, real = weights.numpy(), attention_mask.numpy().astype(bool)
+    B, H, T, _ = w.shape
+    total, count = torch.zeros(H, dtype=torch.float64), 0
+    for b in range(B):
+        for t in range(T):
+            s = t + sign * offset
+            query_ok = real[b, t] or not use_mask
+            key_ok = 0 <= s < T and (real[b, s] or not use_mask)
+            if query_ok and (key_ok or zero_missing):
+                count += 1
+                if key_ok:
+                    total += torch.from_numpy(w[b, :, t, s].copy())
+    return total / count
+
+
+def _loop_sep(weights, token_ids, attention_mask, *, key="sep", all_queries=False, mean=False):
+    w, ids, real = weights.numpy(), token_ids.numpy(), attention_mask.numpy().astype(bool)
+    B, H, T, _ = w.shape
+    total, count = torch.zeros(H, dtype=torch.float64), 0
+    for b in range(B):
+        keys = [T - 1] if key == "last" else [s for s in range(T) if ids[b, s] == 102]
+        for t in range(T):
+            if real[b, t] or all_queries:
+                mass = sum(torch.from_numpy(w[b, :, t, s].copy()) for s in keys)
+                total += mass / len(keys) if mean else mass
+                count += 1
+    return total / count
+
+
+INDEPENDENT = {
+    (check_offset_score, "ignores the mask"): lambda w, m, o: _loop_offset(w, m, o, use_mask=False),
+    (check_offset_score, "offset sign flipped"): lambda w, m, o: _loop_offset(w, m, o, sign=-1),
+    (check_offset_score, "missing keys counted as zero"): lambda w, m, o: _loop_offset(w, m, o, zero_missing=True),
+    (check_sep_weight, "last position"): lambda w, ids, m: _loop_sep(w, ids, m, key="last"),
+    (check_sep_weight, "padded queries counted"): lambda w, ids, m: _loop_sep(w, ids, m, all_queries=True),
+    (check_sep_weight, "mean over the [SEP]s"): lambda w, ids, m: _loop_sep(w, ids, m, mean=True),
+}
+
+
+def test_every_lesson_09_mistake_has_an_independent_implementation():
+    names = {(check_offset_score, m.name) for m in MISTAKES_OFFSET_SCORE} | \
+        {(check_sep_weight, m.name) for m in MISTAKES_SEP_WEIGHT}
+    assert set(INDEPENDENT) == names
+
+
+@pytest.mark.parametrize("check, name", list(INDEPENDENT), ids=[name for _, name in INDEPENDENT])
+def test_an_independent_wrong_implementation_is_recognised(check, name):
+    result = check(INDEPENDENT[check, name], verbose=False)
+    assert result.attempted and not result.passed and result.mistake == name, result
+
+
+def test_the_loop_versions_are_right_when_nothing_is_wrong():
+    """The loops above compute the right score with no mistake switched on: so the mistakes,
+    not the loops, are what the checker names."""
+    assert check_offset_score(_loop_offset, verbose=False).passed
+    assert check_sep_weight(_loop_sep, verbose=False).passed

@@ -88,9 +88,11 @@ def _as_mask(attention_mask, B: int, T: int, name: str = "attention_mask") -> to
         raise TypeError(f"{name} must be a (B, T) torch tensor or numpy array of 0/1, got {type(attention_mask).__name__}")
     if tuple(attention_mask.shape) != (B, T):
         raise ValueError(f"{name} must have shape (B, T) = ({B}, {T}) to match the weights, got {fmt_shape(attention_mask.shape)}")
+    if attention_mask.dtype.is_floating_point or attention_mask.dtype.is_complex:
+        raise TypeError(f"{name} must be an integer or bool (B, T) tensor of 0/1, got dtype {attention_mask.dtype}: "
+                        f"pass the tokenizer's integer mask, or convert with `{name} == 1`")
     if attention_mask.dtype != torch.bool:
-        if attention_mask.dtype.is_floating_point or attention_mask.dtype.is_complex or not bool(
-                ((attention_mask == 0) | (attention_mask == 1)).all()):
+        if not bool(((attention_mask == 0) | (attention_mask == 1)).all()):
             raise ValueError(f"{name} must hold 0/1 (or True/False), got dtype {attention_mask.dtype} "
                              f"with values {attention_mask.unique()[:5].tolist()}")
         attention_mask = attention_mask == 1

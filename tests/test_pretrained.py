@@ -609,6 +609,11 @@ def test_score_input_errors():
         self_score(w, attention_mask=torch.ones(1, 3))
     with pytest.raises(ValueError, match="must hold 0/1"):
         self_score(w, attention_mask=torch.tensor([[1, 2, 1, 1]]))
+    for floats in (torch.ones(1, 4), np.ones((1, 4))):  # 0/1 floats: the dtype is the problem, not the values
+        with pytest.raises(TypeError, match=r"attention_mask must be an integer or bool .* got dtype .*float"):
+            self_score(w, attention_mask=floats)
+    with pytest.raises(TypeError, match=r"selector must be an integer or bool"):
+        selector_score(w, torch.tensor([[0.0, 1.0, 0.0, 0.0]]))
     with pytest.raises(ValueError, match="leaves no query"):
         self_score(w, attention_mask=torch.tensor([[1, 0, 0, 0]]))
     with pytest.raises(TypeError, match="selector must be"):

@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: lab test setup bench bench-widgets bench-notebooks bench-pretrained html clean
+.PHONY: lab test setup bench bench-widgets bench-notebooks bench-pretrained bench-head-viewer bench-inference html clean
 
 # JupyterLab refuses to run as root ("Running as root is not recommended. Use --allow-root
 # to bypass."), yet root is who runs a container, a classroom VM or a cloud notebook box:
@@ -41,6 +41,12 @@ bench-notebooks: $(STAMP)
 
 bench-pretrained: $(STAMP)
 	$(BIN)/python benchmarks/bench_pretrained.py
+
+bench-head-viewer: $(STAMP)
+	$(BIN)/python benchmarks/bench_head_viewer.py
+
+bench-inference: $(STAMP)
+	$(BIN)/python benchmarks/bench_inference.py
 
 html: $(STAMP)
 	$(BIN)/python tools/export_html.py

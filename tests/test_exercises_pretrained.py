@@ -211,3 +211,18 @@ def test_the_loop_versions_are_right_when_nothing_is_wrong():
     not the loops, are what the checker names."""
     assert check_offset_score(_loop_offset, verbose=False).passed
     assert check_sep_weight(_loop_sep, verbose=False).passed
+
+
+def test_control_pair_success_does_not_overclaim(tokenizer, capsys):
+    """A pair the program cannot judge ("hungry" / "very hungry" switches nothing) passes the design
+    checks, but the verdict says the referent switch is for a reader to judge, not that the pair is valid."""
+    pair = ("The dog did not eat the food because it was hungry.",
+            "The dog did not eat the food because it was very hungry.", "dog", "food")
+    result = check_control_pair(pair, tokenizer)
+    out = capsys.readouterr().out
+    assert result.passed and "valid control pair" not in out and "only a reader can judge" in out
+
+
+def test_control_pair_names_a_wrong_tokenizer():
+    with pytest.raises(TypeError, match="tokenizer"):
+        check_control_pair(None, "bert-base-uncased")

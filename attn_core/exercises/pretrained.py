@@ -217,6 +217,10 @@ def check_control_pair(pair, tokenizer, *, verbose: bool = True) -> Result:
     starting value in the notebook) counts as not attempted.
     """
     checks = ["a tuple of 4 strings", "single-token nouns before 'it'", "identical up to 'it', different after"]
+    from tokenizers import Tokenizer
+
+    if not isinstance(tokenizer, Tokenizer):
+        raise TypeError(f"tokenizer must be the tokenizers.Tokenizer that load_minilm() returns, got {type(tokenizer).__name__}")
     if pair is None:
         if verbose:
             print("○ control_pair: not attempted yet. Set my_pair to your two sentences and two nouns, then run "
@@ -230,5 +234,7 @@ def check_control_pair(pair, tokenizer, *, verbose: bool = True) -> Result:
                 print(f"  also: {extra}")
         return Result("control_pair", True, 0, len(checks), failed_case="design", message=problems[0])
     if verbose:
-        print(f"✓ control_pair: a valid control pair ({len(checks)} checks passed).")
+        print(f"✓ control_pair: the design passes the {len(checks)} checks a program can make. Whether your change "
+              f"after 'it' really switches what 'it' means (from {pair[2]!r} to {pair[3]!r}) only a reader can "
+              f"judge: read both sentences aloud, or ask a classmate which noun 'it' is in each.")
     return Result("control_pair", True, len(checks), len(checks))

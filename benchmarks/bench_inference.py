@@ -19,7 +19,6 @@ Speed is measured, never asserted; the numbers depend on the machine's load.
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 import tracemalloc
 
@@ -27,20 +26,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from bench_attention import median_ms  # the same timing as the attention benchmark (this folder is on sys.path)
+
 from attn_core import KVCache, MultiHeadAttention, TinyTransformer, causal_mask, kv_cache_bytes, scaled_dot_product_attention, tiled_attention
-
-
-def median_ms(fn, repeats: int, min_seconds: float = 0.2) -> float:
-    """Median wall time of `fn()` in milliseconds, after a warm-up."""
-    for _ in range(2):
-        fn()
-    times = []
-    start = time.perf_counter()
-    while len(times) < repeats or (time.perf_counter() - start < min_seconds and len(times) < 20 * repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times)
 
 
 def bench_mha(repeats: int, quick: bool) -> None:

@@ -227,3 +227,14 @@ def test_bad_prompt_and_logits():
         sample_next_token(torch.zeros(2, 3, dtype=torch.long))
     with pytest.raises(TypeError, match="generator"):
         sample_next_token(torch.zeros(2, 3), 1.0, generator=0)
+
+
+def test_generate_builds_no_autograd_graph():
+    """Decoding is inference: nothing in it may record a graph (time and memory through the cache)."""
+    torch.manual_seed(0)
+    model = TinyTransformer(vocab_size=11, d_model=16, n_heads=4, n_layers=2, max_len=32, positional="rope")
+    seen = []
+    hook = model.blocks[0].attn.register_forward_hook(lambda m, i, out: seen.append(out[0].requires_grad))
+    model.generate(torch.tensor([[1, 2, 3]]), 4)
+    hook.remove()
+    assert seen and not any(seen)

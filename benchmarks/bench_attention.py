@@ -14,14 +14,13 @@ Prints median milliseconds and ratios (ours / PyTorch; below 1.0 means faster):
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from attn_core import MultiHeadAttention, scaled_dot_product_attention
+from attn_core.notebook import median_ms  # one timing function for the lessons and the benchmarks
 
 SIZES = [  # (B, T, d_model, n_heads)
     (1, 16, 64, 4),  # a classroom example
@@ -30,19 +29,6 @@ SIZES = [  # (B, T, d_model, n_heads)
     (8, 256, 512, 8),
     (8, 512, 512, 8),
 ]
-
-
-def median_ms(fn, repeats: int, min_seconds: float = 0.2) -> float:
-    """Median wall time of `fn()` in milliseconds, after a warm-up."""
-    for _ in range(3):
-        fn()
-    times = []
-    start = time.perf_counter()
-    while len(times) < repeats or (time.perf_counter() - start < min_seconds and len(times) < 50 * repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times)
 
 
 def main() -> None:

@@ -27,7 +27,10 @@ Lesson -> module
                                        `kv_cache` (`KVCache`, `kv_cache_bytes`),
                                        `sampling` (`sample_next_token`),
                                        `model` (`TinyTransformer.generate`),
-                                       `multihead` (`n_kv_heads`: grouped-query)
+                                       `multihead` (`n_kv_heads`: grouped-query),
+                                       `seq2seq` (`EncoderDecoder`: cross-attention),
+                                       `tasks` (`ReversalTask`), `heads`
+                                       (`anti_diagonal_score`)
 figures and explorers                  `viz`, `widgets`; exercises: `exercises`;
                                        notebooks' set-up: `notebook`
 =====================================  ==============================================
@@ -53,6 +56,7 @@ from .kv_cache import KVCache, kv_cache_bytes
 from .sampling import sample_next_token
 from .heads import (
     ablate_heads,
+    anti_diagonal_score,
     cls_score,
     entropy_score,
     first_token_score,
@@ -81,7 +85,8 @@ from .pretrained import (
     mean_pool,
     sentence_embeddings,
 )
-from .tasks import IGNORE_INDEX, Batch, InductionTask, WhoDidWhatTask
+from .tasks import IGNORE_INDEX, Batch, InductionTask, ReversalTask, Seq2SeqBatch, WhoDidWhatTask
+from .seq2seq import DecoderBlock, EncoderDecoder
 from .train import History, accuracy, evaluate  # the training loop: `attn_core.train.train`
 from .positional import (
     LearnedPositionalEmbedding,
@@ -158,4 +163,9 @@ __all__ = [
     "KVCache",
     "kv_cache_bytes",
     "sample_next_token",
+    "ReversalTask",
+    "Seq2SeqBatch",
+    "EncoderDecoder",
+    "DecoderBlock",
+    "anti_diagonal_score",
 ]

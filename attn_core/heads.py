@@ -21,6 +21,8 @@ score                   the keys it measures                   a head that score
                         `[CLS]`, `[SEP]`, punctuation          BERT), `[CLS]`, commas ...
 `entropy_score`         all keys: the entropy of the weights   is broad (high) or sharp
                                                                (low, near 0)
+`anti_diagonal_score`   `S - 1 - t` (cross-attention `(T, S)`  reads the source backwards
+                        weights, e.g. of `EncoderDecoder`)     (reversal, lesson 10)
 ======================  =====================================  ============================
 
 Queries at `t = 0` are left out of the previous-token, self and first-token scores (in a
@@ -54,6 +56,7 @@ __all__ = [
     "sep_score",
     "punctuation_score",
     "entropy_score",
+    "anti_diagonal_score",
     "head_scores",
     "label_heads",
     "format_head_scores",
@@ -260,6 +263,35 @@ def entropy_score(weights, *, attention_mask=None, normalize: bool = False) -> n
         entropy = entropy / scale[:, None, None]  # (B, H, T)
     used = real[:, None, :].expand_as(entropy).to(w.dtype)  # (B, T) -> (B, H, T)
     return ((entropy * used).sum(dim=(0, 2)) / used.sum(dim=(0, 2))).numpy()  # (H,)
+
+
+def anti_diagonal_score(weights) -> np.ndarray:
+    r"""Mean weight on the anti-diagonal, `w[b, h, t, S - 1 - t]`, of attention weights `(B, H, T, S)` -> `(H,)`.
+
+    .. math:: \mathrm{anti}_h = \operatorname{mean}_{b,\, 0 \le t \le \min(T, S) - 1}\; w_{b,h,t,S-1-t}
+
+    The alignment of reversal: target position `t` of an encoder-decoder that reverses
+    its source must read source position `S - 1 - t`, so its cross-attention weights
+    `(B, H, T, S)` score near 1; a head spread evenly over the source scores `1 / S`.
+    `T` and `S` may differ: queries `t >= S` have no anti-diagonal key and are left out.
+
+    Args:
+        weights: `(B, H, T, S)` attention weights, torch or numpy (e.g. an entry of
+            `EncoderDecoder(...)(source, target_in, return_weights=True)[1]["cross"]`).
+    """
+    if isinstance(weights, np.ndarray):
+        weights = torch.from_numpy(weights)
+    if not isinstance(weights, torch.Tensor):
+        raise TypeError(f"weights must be a torch tensor or numpy array of shape (B, H, T, S), got {type(weights).__name__}")
+    if not (weights.dtype.is_floating_point):
+        raise TypeError(f"weights must hold floating-point attention weights (B, H, T, S), got dtype {weights.dtype}")
+    if weights.ndim != 4 or 0 in weights.shape:
+        raise ValueError(f"weights must be attention weights of shape (B, H, T, S) with no empty axis, got shape "
+                         f"{fmt_shape(weights.shape)}")
+    w = weights.detach().double()
+    T, S = w.shape[-2], w.shape[-1]
+    t = torch.arange(min(T, S))  # the queries that have an anti-diagonal key
+    return w[:, :, t, S - 1 - t].mean(dim=(0, 2)).numpy()  # (B, H, min(T, S)) -> (H,)
 
 
 def induction_score(weights, tokens, *, attention_mask=None) -> np.ndarray:

@@ -12,6 +12,9 @@ hold `IGNORE_INDEX` (-100, what `torch.nn.functional.cross_entropy` skips). Pass
 - `WhoDidWhatTask`: "dog bites man who?" -> dog, "dog bites man whom?" -> man
   (lesson 08). The same words in another order give another answer, so a model that
   does not know the order cannot do better than guess.
+- `ReversalTask`: a source sequence and its reverse as the target, for an
+  encoder-decoder (lesson 10, cross-attention). Its `sample` returns a `Seq2SeqBatch`
+  (`source`, `target_in`, `target`) instead of a `Batch`.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import torch
 
 from ._arrays import check_positive_int
 
-__all__ = ["IGNORE_INDEX", "Batch", "InductionTask", "WhoDidWhatTask"]
+__all__ = ["IGNORE_INDEX", "Batch", "Seq2SeqBatch", "InductionTask", "WhoDidWhatTask", "ReversalTask"]
 
 IGNORE_INDEX = -100
 
@@ -57,6 +60,40 @@ class Batch:
                              f"and targets {tuple(self.targets.shape)}")
         if self.period is not None and tuple(self.period.shape) != (self.tokens.shape[0],):
             raise ValueError(f"period must have shape (B,) = ({self.tokens.shape[0]},), got {tuple(self.period.shape)}")
+
+
+@dataclass(frozen=True)
+class Seq2SeqBatch:
+    """A batch of a sequence-to-sequence task (an encoder reads `source`, a decoder writes the target).
+
+    Teacher forcing: the decoder is fed `target_in`, the target shifted one step right
+    behind a begin-of-sequence id, and at position `t` it predicts `target[t]` having
+    seen `target[:t]` only (its self-attention is causal).
+
+    Attributes:
+        source: integer `(B, S)`, what the encoder reads.
+        target_in: integer `(B, T)`, `[BOS, target_0, ..., target_{T-2}]`.
+        target: integer `(B, T)`, the token to predict at each position (`IGNORE_INDEX`
+            where nothing is asked).
+    """
+
+    source: torch.Tensor
+    target_in: torch.Tensor
+    target: torch.Tensor
+
+    def __post_init__(self):
+        for name in ("source", "target_in", "target"):
+            x = getattr(self, name)
+            if not isinstance(x, torch.Tensor):
+                raise TypeError(f"{name} must be an integer torch tensor, got {type(x).__name__}")
+            if x.dtype.is_floating_point or x.dtype.is_complex or x.dtype == torch.bool:
+                raise TypeError(f"{name} must hold integer token ids, got dtype {x.dtype}")
+            if x.ndim != 2:
+                raise ValueError(f"{name} must have shape (B, length), got shape {tuple(x.shape)}")
+        if self.target_in.shape != self.target.shape or self.source.shape[0] != self.target.shape[0]:
+            raise ValueError(f"source (B, S), target_in and target (B, T) must share B, and target_in and target T: got "
+                             f"source {tuple(self.source.shape)}, target_in {tuple(self.target_in.shape)}, target "
+                             f"{tuple(self.target.shape)}")
 
 
 def _check_generator(generator) -> None:
@@ -221,3 +258,53 @@ class WhoDidWhatTask:
         targets = torch.full((B, n, 4), IGNORE_INDEX)
         targets[..., 3] = answer  # the answer is due at the question
         return Batch(tokens, targets.reshape(B, 4 * n))
+
+
+class ReversalTask:
+    r"""Reverse a sequence: the source is `length` random symbols, the target the same symbols backwards.
+
+    .. math:: \mathrm{target}_t = \mathrm{source}_{S-1-t}, \qquad
+              \mathrm{target\_in} = [\mathrm{BOS}, \mathrm{target}_0, \dots, \mathrm{target}_{T-2}]
+
+    with `S = T = length`. To write target position `t` the decoder must read source
+    position `S - 1 - t`: a trained encoder-decoder's cross-attention weights `(T, S)`
+    concentrate on the anti-diagonal (`heads.anti_diagonal_score`). Symbols may repeat,
+    so the task cannot be solved by content alone: position decides.
+
+    Args:
+        vocab_size: number of token ids, the begin-of-sequence id included: the symbols
+            are ids `0 .. vocab_size - 2` (letters A, B, ... when <= 27 ids) and `bos =
+            vocab_size - 1` (shown as "<s>"). Build the model with `task.vocab_size`.
+        length: `S = T`, the length of every source and target.
+
+    `sample(batch_size, generator=None)` returns a `Seq2SeqBatch`; `decode(ids)` turns ids
+    `(T,)` into symbols.
+    """
+
+    def __init__(self, vocab_size: int = 10, length: int = 8):
+        self.vocab_size = check_positive_int(vocab_size, "vocab_size")
+        self.length = check_positive_int(length, "length")
+        if vocab_size < 3:
+            raise ValueError(f"vocab_size must be >= 3 (at least two symbols and the begin-of-sequence id), got {vocab_size}")
+        n_symbols = vocab_size - 1
+        symbols = tuple(chr(ord("A") + i) for i in range(n_symbols)) if n_symbols <= 26 else tuple(str(i) for i in range(n_symbols))
+        self.vocab = symbols + ("<s>",)
+        self.bos = vocab_size - 1
+
+    def __repr__(self) -> str:
+        return f"ReversalTask(vocab_size={self.vocab_size}, length={self.length})"
+
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> Seq2SeqBatch:
+        """`batch_size` random sources and their reversals (`Seq2SeqBatch`, all `(B, length)`)."""
+        batch_size = check_positive_int(batch_size, "batch_size")
+        _check_generator(generator)
+        B, L = batch_size, self.length
+        source = torch.randint(self.vocab_size - 1, (B, L), generator=generator)  # (B, S): symbols, never BOS
+        target = source.flip(-1)  # (B, T): target_t = source_{S-1-t}
+        bos = torch.full((B, 1), self.bos)  # (B, 1)
+        target_in = torch.cat([bos, target[:, :-1]], dim=1)  # (B, T): shifted right behind BOS
+        return Seq2SeqBatch(source, target_in, target)
+
+    def decode(self, ids) -> list[str]:
+        """Token ids `(T,)` -> symbols ("<s>" for the begin-of-sequence id)."""
+        return _decode(self.vocab, ids)

@@ -19,7 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ._arrays import check_flag, check_positive_finite, check_positive_int
-from .tasks import IGNORE_INDEX
+from .tasks import IGNORE_INDEX, Seq2SeqBatch
 
 __all__ = ["History", "accuracy", "train", "evaluate"]
 
@@ -101,8 +101,11 @@ def train(model: nn.Module, task, *, steps: int, batch_size: int = 64, lr: float
     error's `history` attribute holds the steps before it.
 
     Args:
-        model: maps `tokens (B, T)` to `logits (B, T, vocab_size)` (e.g. `TinyTransformer`).
-        task: has `sample(batch_size, generator=..., **sample_kwargs) -> Batch`.
+        model: maps `tokens (B, T)` to `logits (B, T, vocab_size)` (e.g. `TinyTransformer`),
+            or, for a task whose batches are `Seq2SeqBatch`es (e.g. `ReversalTask`),
+            `(source, target_in)` to `logits (B, T, vocab_size)` (e.g. `EncoderDecoder`).
+        task: has `sample(batch_size, generator=..., **sample_kwargs) -> Batch` (or
+            `Seq2SeqBatch`: the loss is then on `target`, with teacher forcing).
         steps: number of optimisation steps, one fresh batch each.
         lr: peak learning rate, finite and > 0; weight_decay: AdamW's, finite and >= 0.
         seed: seeds the batches' generator, a whole number >= 0.
@@ -131,8 +134,8 @@ def train(model: nn.Module, task, *, steps: int, batch_size: int = 64, lr: float
         bar = tqdm(range(steps), desc=desc, disable=not progress, mininterval=0.5)
         for _ in bar:
             batch = task.sample(batch_size, generator=generator, **sample_kwargs)
-            logits = model(batch.tokens)  # (B, T, vocab_size)
-            loss = F.cross_entropy(logits.flatten(0, 1), batch.targets.flatten(), ignore_index=IGNORE_INDEX)
+            logits, targets = _logits_and_targets(model, batch)  # (B, T, vocab_size), (B, T)
+            loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
             if not torch.isfinite(loss):
                 model.eval()
                 step = len(history.loss) + 1
@@ -149,10 +152,17 @@ def train(model: nn.Module, task, *, steps: int, batch_size: int = 64, lr: float
             optimizer.step()
             scheduler.step()
             history.loss.append(loss.item())
-            history.accuracy.append(accuracy(logits.detach(), batch.targets))
+            history.accuracy.append(accuracy(logits.detach(), targets))
             bar.set_postfix(loss=f"{history.loss[-1]:.3f}", acc=f"{history.accuracy[-1]:.2f}", refresh=False)
     model.eval()
     return history
+
+
+def _logits_and_targets(model: nn.Module, batch):
+    """Run `model` on a batch: `model(tokens)` for a `Batch`, `model(source, target_in)` for a `Seq2SeqBatch`."""
+    if isinstance(batch, Seq2SeqBatch):
+        return model(batch.source, batch.target_in), batch.target  # teacher forcing
+    return model(batch.tokens), batch.targets
 
 
 def _check_model(model) -> None:
@@ -200,9 +210,9 @@ def evaluate(model: nn.Module, task, *, n_sequences: int = 512, batch_size: int 
     with _one_thread():
         for start in range(0, n_sequences, batch_size):
             batch = task.sample(min(batch_size, n_sequences - start), generator=generator, **sample_kwargs)
-            logits = model(batch.tokens)  # (B, T, vocab_size)
-            mask = batch.targets != IGNORE_INDEX  # (B, T)
-            right = (logits.argmax(dim=-1) == batch.targets) & mask  # (B, T)
+            logits, targets = _logits_and_targets(model, batch)  # (B, T, vocab_size), (B, T)
+            mask = targets != IGNORE_INDEX  # (B, T)
+            right = (logits.argmax(dim=-1) == targets) & mask  # (B, T)
             correct = correct + right.sum(dim=0)  # (T,)
             asked = asked + mask.sum(dim=0)  # (T,)
     model.train(was_training)

@@ -1281,6 +1281,109 @@ def _(d):
         assert torch.equal(model.generate(prompt, n), model.generate(prompt, n, use_cache=False))
 
 
+# ------------------------------------------------------------------ encoder-decoder, cross-attention (lesson 10)
+
+
+@valid("ReversalTask", "the target is the source reversed; target_in is BOS then the target shifted right")
+def _(d):
+    V, L = size(d, 3, 30), size(d, 1, 9)
+    task = attn_core.ReversalTask(vocab_size=V, length=L)
+    batch = task.sample(size(d, 1, 4), torch.Generator().manual_seed(d.draw(st.integers(0, 99))))
+    for src, t_in, tgt in zip(batch.source, batch.target_in, batch.target):
+        assert tgt.tolist() == src.tolist()[::-1] and t_in.tolist() == [task.bos] + tgt.tolist()[:-1]
+        assert int(src.max()) < task.bos == V - 1 == len(task.vocab) - 1 and task.decode(t_in)[0] == "<s>"
+
+
+invalid("ReversalTask", "vocab_size < 3 or not whole", "vocab_size", lambda d: lambda: attn_core.ReversalTask(vocab_size=d.draw(st.sampled_from([2, 1, 0, 2.5, "10"]))))
+invalid("ReversalTask", "length < 1", "length", lambda d: lambda: attn_core.ReversalTask(length=d.draw(NON_POSITIVE_INT | NOT_AN_INT)))
+invalid("ReversalTask", "generator not a torch.Generator", "generator", lambda d: lambda: attn_core.ReversalTask().sample(2, d.draw(st.sampled_from([0, "g"]))))
+invalid("ReversalTask", "batch_size < 1", "batch_size", lambda d: lambda: attn_core.ReversalTask().sample(d.draw(NON_POSITIVE_INT | NOT_AN_INT)))
+invalid("ReversalTask", "decode of ids out of range", "ids", lambda d: lambda: attn_core.ReversalTask(vocab_size=5).decode([0, d.draw(st.sampled_from([-1, 5, 9]))]))
+
+
+@valid("Seq2SeqBatch", "holds integer source (B, S), target_in and target (B, T); S may differ from T")
+def _(d):
+    B, S, T = size(d), size(d), size(d)
+    source, target = torch.randint(0, 5, (B, S)), torch.randint(0, 5, (B, T))
+    batch = attn_core.Seq2SeqBatch(source, target.clone(), target)
+    assert batch.source is source and batch.target is target
+
+
+invalid("Seq2SeqBatch", "source not an integer tensor", "source", lambda d: lambda: attn_core.Seq2SeqBatch(d.draw(st.sampled_from([[[1]], torch.zeros(1, 2), None])), torch.zeros(1, 2, dtype=torch.long), torch.zeros(1, 2, dtype=torch.long)))
+invalid("Seq2SeqBatch", "target of another shape than target_in", "target", lambda d: lambda: attn_core.Seq2SeqBatch(torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 4, dtype=torch.long), torch.zeros(d.draw(st.sampled_from([(2, 3), (3, 4), (2, 4, 1)])), dtype=torch.long)))
+
+
+def _seq2seq(seed=0):
+    torch.manual_seed(seed)
+    return attn_core.EncoderDecoder(vocab_size=7, d_model=8, n_heads=2, n_layers=2, max_len=6).eval()
+
+
+@valid("EncoderDecoder", "T != S: logits (B, T, V); weights encoder (B, H, S, S), decoder (B, H, T, T), cross (B, H, T, S) rows sum to 1; a target prefix gives the same logits")
+def _(d):
+    B, S, T = size(d, 1, 3), size(d, 1, 6), size(d, 1, 6)
+    gen = torch.Generator().manual_seed(d.draw(st.integers(0, 99)))
+    source, target_in = torch.randint(0, 7, (B, S), generator=gen), torch.randint(0, 7, (B, T), generator=gen)
+    model = _seq2seq()
+    logits, weights = model(source, target_in, return_weights=True)
+    assert logits.shape == (B, T, 7)
+    for key, shape in (("encoder", (B, 2, S, S)), ("decoder", (B, 2, T, T)), ("cross", (B, 2, T, S))):
+        assert len(weights[key]) == 2 and all(w.shape == shape for w in weights[key])
+        close(sum(w.sum(-1) for w in weights[key]) / 2, torch.ones(shape[:-1]), atol=1e-5)
+    t = size(d, 1, T)
+    close(model(source, target_in[:, :t]), logits[:, :t], atol=1e-5)
+
+
+@valid("EncoderDecoder", "greedy_decode equals feeding back the argmax one step at a time")
+def _(d):
+    model, n = _seq2seq(d.draw(st.integers(0, 9))), size(d, 1, 6)
+    source = torch.randint(0, 7, (size(d, 1, 3), size(d, 1, 6)), generator=torch.Generator().manual_seed(d.draw(st.integers(0, 99))))
+    tokens = torch.full((source.shape[0], 1), model.bos)
+    for _ in range(n):
+        tokens = torch.cat([tokens, model(source, tokens)[:, -1].argmax(-1, keepdim=True)], dim=1)
+    assert torch.equal(model.greedy_decode(source, n), tokens[:, 1:])
+
+
+invalid("EncoderDecoder", "source not an integer tensor", "source", lambda d: lambda: _seq2seq()(d.draw(st.sampled_from([torch.zeros(1, 3), [[1, 2]], None, torch.ones(1, 2, dtype=torch.bool)])), torch.zeros(1, 2, dtype=torch.long)))
+invalid("EncoderDecoder", "target_in ids out of range", "target_in", lambda d: lambda: _seq2seq()(torch.zeros(1, 3, dtype=torch.long), torch.tensor([[0, d.draw(st.sampled_from([-1, 7, 100]))]])))
+invalid("EncoderDecoder", "source or target longer than max_len", "max_len", lambda d: lambda: _seq2seq()(*(lambda L, first: (torch.zeros(1, L, dtype=torch.long), torch.zeros(1, 2, dtype=torch.long))[::1 if first else -1])(d.draw(st.integers(7, 12)), d.draw(st.booleans()))))
+invalid("EncoderDecoder", "source and target_in of different batch sizes", "target_in", lambda d: lambda: _seq2seq()(torch.zeros(d.draw(st.integers(2, 4)), 3, dtype=torch.long), torch.zeros(1, 3, dtype=torch.long)))
+invalid("EncoderDecoder", "greedy_decode: n_tokens < 1, > max_len or not whole", "n_tokens", lambda d: lambda: _seq2seq().greedy_decode(torch.zeros(1, 3, dtype=torch.long), d.draw(st.sampled_from([0, -1, 7, 1.5, "2", True]))))
+invalid("EncoderDecoder", "bos not a token id", "bos", lambda d: lambda: attn_core.EncoderDecoder(7, 8, 2, 1, 6, bos=d.draw(st.sampled_from([-1, 7, 1.5, True]))))
+invalid("EncoderDecoder", "d_model not divisible by n_heads", "n_heads", lambda d: lambda: attn_core.EncoderDecoder(7, 8, d.draw(st.sampled_from([3, 5])), 1, 6))
+
+
+@valid("DecoderBlock", "equals causal self-attention, cross-attention to memory and MLP, each with its pre-LayerNorm")
+def _(d):
+    B, T, S = size(d, 1, 3), size(d), size(d)
+    torch.manual_seed(d.draw(st.integers(0, 99)))
+    block = attn_core.DecoderBlock(8, 2).double()
+    x, memory, mask = randn(d, B, T, 8), randn(d, B, S, 8), attn_core.causal_mask(T)
+    out, w_self, w_cross = block(x, memory, mask=mask)
+    ref = x + block.self_attn(block.ln_self(x), mask=mask)[0]
+    ref = ref + block.cross_attn(block.ln_cross(ref), memory, memory)[0]
+    close(out, ref + block.mlp(block.ln_mlp(ref)))
+    assert w_self.shape == (B, 2, T, T) and w_cross.shape == (B, 2, T, S)
+
+
+invalid("DecoderBlock", "memory of the wrong width or batch", "memory", lambda d: lambda: attn_core.DecoderBlock(8, 2)(torch.zeros(2, 3, 8), torch.zeros(d.draw(st.sampled_from([(2, 4, 6), (1, 4, 8), (4, 8)])))))
+invalid("DecoderBlock", "memory not a tensor", "memory", lambda d: lambda: attn_core.DecoderBlock(8, 2)(torch.zeros(2, 3, 8), d.draw(NOT_AN_ARRAY)))
+invalid("DecoderBlock", "x not a (B, T, d_model) tensor", "x", lambda d: lambda: attn_core.DecoderBlock(8, 2)(d.draw(st.sampled_from([torch.zeros(3, 8), torch.zeros(1, 3, 5), None])), torch.zeros(1, 4, 8)))
+invalid("DecoderBlock", "d_ff < 1", "d_ff", lambda d: lambda: attn_core.DecoderBlock(8, 2, d_ff=d.draw(NON_POSITIVE_INT | NOT_AN_INT_NOR_NONE)))
+
+
+@valid("anti_diagonal_score", "mean of w[b, h, t, S - 1 - t] over the queries t < min(T, S), torch and numpy")
+def _(d):
+    B, H, T, S = size(d, 1, 3), size(d, 1, 3), size(d), size(d)
+    w = torch.softmax(randn(d, B, H, T, S), dim=-1)
+    ref = [np.mean([w[b, h, t, S - 1 - t].item() for b in range(B) for t in range(min(T, S))]) for h in range(H)]
+    close(attn_core.anti_diagonal_score(w), np.array(ref), atol=1e-12)
+    close(attn_core.anti_diagonal_score(w.numpy()), np.array(ref), atol=1e-12)
+    close(attn_core.anti_diagonal_score(torch.eye(S, dtype=torch.float64).flip(-1)[None, None]), np.ones(1))
+
+
+invalid("anti_diagonal_score", "weights not 4-D or empty", "weights", lambda d: lambda: attn_core.anti_diagonal_score(torch.zeros(d.draw(st.sampled_from([(3, 3), (1, 3, 3), (1, 1, 0, 3)])))))
+invalid("anti_diagonal_score", "weights not an array or integer", "weights", lambda d: lambda: attn_core.anti_diagonal_score(d.draw(NOT_AN_ARRAY | st.just(torch.zeros(1, 1, 2, 2, dtype=torch.long)))))
+
 
 # =============================================================================== the tests
 

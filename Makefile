@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: lab test setup bench bench-widgets bench-notebooks bench-pretrained bench-head-viewer bench-inference html clean
+.PHONY: lab test setup bench bench-widgets bench-notebooks bench-pretrained bench-head-viewer bench-inference html clean classroom-setup classroom-test
 
 # JupyterLab refuses to run as root ("Running as root is not recommended. Use --allow-root
 # to bypass."), yet root is who runs a container, a classroom VM or a cloud notebook box:
@@ -51,5 +51,27 @@ bench-inference: $(STAMP)
 html: $(STAMP)
 	$(BIN)/python tools/export_html.py
 
+# Teachers: a real JupyterHub on 127.0.0.1 with N learners pulling the course with nbgitpuller
+# and running a lesson at once (docs/classroom.md). Its tools (JupyterHub, nbgitpuller, and
+# configurable-http-proxy from npm, which needs node and npm) are not part of `make setup`:
+# learners never need them. CI installs them (.ci/run), and `make test` then runs a short
+# form (3 learners, tests/test_classroom.py). Example: make classroom-test CLASSROOM_N="10"
+CLASSROOM_STAMP  := $(VENV)/.classroom-installed
+CLASSROOM_N      ?= 5 10 20
+CLASSROOM_LESSON ?= notebooks/07_heads_in_a_trained_model.ipynb
+
+classroom-setup: $(CLASSROOM_STAMP)
+
+$(CLASSROOM_STAMP): $(STAMP) requirements-classroom.txt classroom/package.json classroom/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "npm is needed for configurable-http-proxy (Debian/Ubuntu: apt-get install nodejs npm)"; exit 1; }
+	$(BIN)/python -m pip install -r requirements-classroom.txt
+	cd classroom && npm ci --no-audit --no-fund
+	touch $(CLASSROOM_STAMP)
+
+classroom-test: $(CLASSROOM_STAMP)
+	uptime
+	$(BIN)/python tools/classroom.py load-test --learners $(CLASSROOM_N) --lesson $(CLASSROOM_LESSON)
+	uptime
+
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info classroom/node_modules

@@ -356,7 +356,41 @@ MASKED_SOFTMAX = {
     "softmax that overflows": [lambda scores, mask: _overflowing(scores, mask, clean=True), _overflowing],
 }
 
+# ----------------------------------------------------------------- lesson 07 (written with numpy and loops)
+
+
+def _qk_from(pairs, V, T, strength):
+    qk = np.zeros((2 * V + T, 2 * V + T), dtype=np.float64)
+    for row, col in pairs:
+        qk[row, col] = strength
+    return torch.from_numpy(qk)
+
+
+def _offset_pairs(V, T, back, base=None):
+    base = V if base is None else base
+    return [(base + t, base + t - back) for t in range(T) if 0 <= t - back < T]
+
+
+PREVIOUS_TOKEN_QK = {
+    "next token instead of previous": [lambda V, T, strength: _qk_from(_offset_pairs(V, T, 1), V, T, strength).T],
+    "itself instead of the previous token": [lambda V, T, strength: _qk_from(_offset_pairs(V, T, 0), V, T, strength)],
+    "two tokens back": [lambda V, T, strength: _qk_from(_offset_pairs(V, T, 2), V, T, strength)],
+    "the token block instead of the position block": [
+        lambda V, T, strength: _qk_from(_offset_pairs(V, T, 1, base=0), V, T, strength)],
+    "the strength left out": [lambda V, T, strength: _qk_from(_offset_pairs(V, T, 1), V, T, 1)],
+}
+
+INDUCTION_QK = {
+    "the key's own token": [lambda V, T, strength: torch.block_diag(strength * torch.eye(V), torch.zeros(T + V, T + V))],
+    "query and key sides swapped": [lambda V, T, strength: _qk_from([(V + T + v, v) for v in range(V)], V, T, strength)],
+    "previous blocks on both sides": [
+        lambda V, T, strength: torch.block_diag(torch.zeros(V + T, V + T), strength * torch.eye(V))],
+    "the strength left out": [lambda V, T, strength: _qk_from([(v, V + T + v) for v in range(V)], V, T, 1.0)],
+}
+
 WRONG = {
+    "check_previous_token_qk": PREVIOUS_TOKEN_QK,
+    "check_induction_qk": INDUCTION_QK,
     "check_similarity_matrix": SIMILARITY,
     "check_stable_softmax": STABLE_SOFTMAX,
     "check_attention_scores": ATTENTION_SCORES,

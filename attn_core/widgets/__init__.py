@@ -11,10 +11,11 @@ from .attention import *  # noqa: F401,F403  lessons 01-03
 from .multihead import *  # noqa: F401,F403  lesson 04
 from .positional import *  # noqa: F401,F403  lesson 05
 from .masks import *  # noqa: F401,F403  lesson 06
+from .inference import *  # noqa: F401,F403  lesson 10
 
-from . import attention as _attention, masks as _masks, multihead as _multihead, positional as _positional
+from . import attention as _attention, inference as _inference, masks as _masks, multihead as _multihead, positional as _positional
 
-EXPLORERS = {name: getattr(mod, name) for mod in (_attention, _multihead, _positional, _masks) for name in mod.__all__}
+EXPLORERS = {name: getattr(mod, name) for mod in (_attention, _multihead, _positional, _masks, _inference) for name in mod.__all__}
 """Every explorer function by name; the widget tests sweep all of them."""
 
 __all__ = ["Explorer", "EXPLORERS", *EXPLORERS]

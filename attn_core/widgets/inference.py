@@ -1,0 +1,490 @@
+"""Explorers for lesson 10: grouped-query attention and the online softmax.
+
+- `gqa_explorer`: which query heads share which key/value head, and what the KV cache of
+  a 7B-class model costs with that many key/value heads (`kv_cache_bytes`).
+- `online_softmax_explorer`: lesson 01's softmax computed one block at a time, as
+  `attn_core.tiled` does: the running maximum `m`, the rescaled running sum `l`, and the
+  partial result against the full softmax.
+
+Both draw into one Figure built once per explorer and update its artists in place.
+"""
+
+from __future__ import annotations
+
+import math
+
+import ipywidgets as W
+import matplotlib
+import numpy as np
+from matplotlib.collections import LineCollection, PatchCollection
+from matplotlib.artist import Artist
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.patches import Rectangle
+from matplotlib.text import Text
+
+from .._arrays import check_positive_int
+from ..kv_cache import kv_cache_bytes
+from ..viz import CMAP, new_figure
+from ._base import Explorer
+
+__all__ = ["gqa_explorer", "online_softmax_explorer"]
+
+
+class _Backdrop(Artist):
+    """A saved bitmap of a figure's static parts, pasted first on every draw.
+
+    Blitting through `savefig`: labels, axes and ticks that do not change are drawn once
+    (text is the slow part of a redraw, 2-3 ms per label on this course's machine) and
+    restored as pixels; only the artists that change are drawn again. `ensure(key)`,
+    called by `render` (outside any draw), captures a bitmap per `key` (e.g. per y-range)
+    and per savefig resolution.
+    """
+
+    def __init__(self, fig, static, dynamic):
+        super().__init__()
+        self.set_zorder(-1000)
+        self.fig, self.static, self.dynamic = fig, list(static), list(dynamic)
+        self.regions = {}
+        self.key = None
+        fig.add_artist(self)
+        self._show(self.static, False)
+
+    def draw(self, renderer):
+        region = self.regions.get(self.key)
+        if self.get_visible() and region is not None:
+            renderer.restore_region(region)
+
+    def ensure(self, key, prepare=None) -> None:
+        """Make `key` current, capturing its static pixels first if needed (`prepare()` sets them up)."""
+        dpi = matplotlib.rcParams["savefig.dpi"]
+        dpi = self.fig.dpi if dpi == "figure" else float(dpi)
+        if dpi != self.fig.dpi:  # savefig would redraw at another resolution: draw at that one
+            self.fig.set_dpi(dpi)
+        self.key = (key, dpi)
+        if self.key in self.regions:
+            return
+        if prepare is not None:
+            prepare()
+        canvas = self.fig.canvas if isinstance(self.fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(self.fig)
+        self._show(self.static, True)
+        self._show(self.dynamic, False)
+        self.set_visible(False)
+        canvas.draw()
+        self.regions[self.key] = canvas.copy_from_bbox(self.fig.bbox)
+        self._show(self.static, False)
+        self._show(self.dynamic, True)
+        self.set_visible(True)
+
+    @staticmethod
+    def _show(artists, on: bool) -> None:
+        for artist in artists:
+            if isinstance(artist, Axes):
+                artist.set_axis_on() if on else artist.set_axis_off()
+            else:
+                artist.set_visible(on)
+
+
+class _CachedText(Text):
+    """A `Text` on a plain background that keeps its pixels: drawn once per (string, place).
+
+    Laying out and rendering a label costs 2-3 ms; restoring its saved pixels almost
+    nothing. Only for labels over a background that does not change (here: white).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._pixels = {}
+
+    def draw(self, renderer):
+        if not self.get_visible() or not self.get_text():
+            return
+        key = (renderer.width, renderer.height, renderer.dpi, self.get_text(), tuple(self.get_position()))
+        region = self._pixels.get(key)
+        if region is not None:
+            renderer.restore_region(region)
+            return
+        super().draw(renderer)
+        box = self.get_window_extent(renderer).padded(2)
+        if len(self._pixels) > 256:
+            self._pixels.clear()
+        self._pixels[key] = renderer.copy_from_bbox(box)
+
+
+def _text(parent, x, y, s="", **kwargs) -> _CachedText:
+    """A `_CachedText` in `parent`'s coordinates (an Axes: data; a Figure: 0..1)."""
+    text = _CachedText(x, y, s, transform=parent.transData if isinstance(parent, Axes) else parent.transFigure,
+                       **kwargs)
+    if isinstance(parent, Axes):
+        parent._add_text(text)
+    else:
+        parent.add_artist(text)
+    return text
+
+
+# ---------------------------------------------------------------------------------------
+# grouped-query attention
+# ---------------------------------------------------------------------------------------
+
+HEAD_COUNTS = (1, 2, 4, 8, 16, 32)
+"""Query head counts the GQA explorer offers (32: a 7B-class model's)."""
+CONTEXTS = (4096, 32768, 131072)
+"""Context lengths (tokens) the GQA explorer offers: 4k, 32k, 128k."""
+PAPER_MODEL = {"n_layers": 32, "d_head": 128, "bytes_per_value": 2}
+"""The 7B-class model the memory is computed for: 32 layers, heads of 128, float16."""
+
+
+def kv_head_choices(n_heads: int) -> list[int]:
+    """The key/value head counts that work with `n_heads` query heads: its divisors.
+
+    >>> kv_head_choices(8)
+    [1, 2, 4, 8]
+    """
+    n_heads = check_positive_int(n_heads, "n_heads")
+    return [h for h in range(1, n_heads + 1) if n_heads % h == 0]
+
+
+def kv_groups(n_heads: int, n_kv_heads: int) -> list[int]:
+    """The key/value head each query head reads: `h // (n_heads / n_kv_heads)`.
+
+    The same grouping as `MultiHeadAttention(..., n_kv_heads=)` and PyTorch's
+    `enable_gqa=True`, which repeat each key/value head with `repeat_interleave`
+    (`[K0, K0, K1, K1]`).
+
+    >>> kv_groups(8, 2)
+    [0, 0, 0, 0, 1, 1, 1, 1]
+    """
+    n_heads = check_positive_int(n_heads, "n_heads")
+    n_kv_heads = check_positive_int(n_kv_heads, "n_kv_heads")
+    if n_heads % n_kv_heads:
+        raise ValueError(f"n_kv_heads must divide n_heads={n_heads}: one of {kv_head_choices(n_heads)}, "
+                         f"got {n_kv_heads}")
+    group = n_heads // n_kv_heads
+    return [h // group for h in range(n_heads)]
+
+
+def _gib(n_bytes: int) -> str:
+    gib = n_bytes / 2**30
+    return f"{gib:.2f} GiB" if gib < 10 else f"{gib:.1f} GiB"
+
+
+def _attention_kind(n_heads: int, n_kv_heads: int) -> str:
+    if n_kv_heads == n_heads:
+        return "multi-head (MHA)"
+    if n_kv_heads == 1:
+        return "multi-query (MQA)"
+    return "grouped-query (GQA)"
+
+
+def gqa_explorer(n_heads: int = 8, n_kv_heads: int = 2, T: int = 4096) -> Explorer:
+    """Pick the number of query heads and of key/value heads; see who shares what, and the cache it costs.
+
+    Top: one box per query head and per key/value head, a line from each query head to
+    the key/value head it reads, one colour per group. Bottom: the KV cache of one
+    sequence of `T` tokens in a 7B-class model (32 layers, heads of 128 values, float16),
+    `2 * layers * n_kv_heads * d_head * T * 2 bytes` (`kv_cache_bytes`), for multi-head
+    attention (`n_kv_heads = n_heads`) and for the chosen count.
+
+    Controls: `n_heads` (1 to 32), `n_kv_heads` (only divisors of `n_heads`; kept when it
+    still divides a new `n_heads`, otherwise the nearest divisor), `T` (4k, 32k, 128k tokens).
+    """
+    if n_heads not in HEAD_COUNTS:
+        raise ValueError(f"n_heads must be one of {list(HEAD_COUNTS)}, got {n_heads!r}")
+    if n_kv_heads not in kv_head_choices(n_heads):
+        raise ValueError(f"n_kv_heads must divide n_heads={n_heads}: one of {kv_head_choices(n_heads)}, "
+                         f"got {n_kv_heads!r}")
+    if T not in CONTEXTS:
+        raise ValueError(f"T must be one of {list(CONTEXTS)}, got {T!r}")
+    controls = {
+        "n_heads": W.Dropdown(options=list(HEAD_COUNTS), value=n_heads, description="n_heads"),
+        "n_kv_heads": W.Dropdown(options=kv_head_choices(n_heads), value=n_kv_heads, description="n_kv_heads"),
+        "T": W.Dropdown(options=[(f"{t // 1024}k tokens", t) for t in CONTEXTS], value=T, description="context"),
+    }
+
+    def before_render(changed: str, controls: dict) -> None:
+        if changed != "n_heads":
+            return
+        kv = controls["n_kv_heads"]
+        current, choices = kv.value, kv_head_choices(controls["n_heads"].value)
+        keep = current if current in choices else min(choices, key=lambda h: (abs(h - current), h))
+        kv.options = choices  # resets the value to the first option ...
+        kv.value = keep  # ... so put the kept (or nearest) count back
+
+    # one figure, artists updated in place; data units are pixels, y pointing down
+    width, height = 640, 330
+    fig = new_figure(figsize=(width / 80, height / 80), dpi=80)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_axis_off()
+    ax.set_xlim(0, width)
+    ax.set_ylim(height, 0)
+    cmap = matplotlib.colormaps[CMAP]
+    x0, x1 = 110.0, 620.0
+    yq, yk, box_h = 50.0, 140.0, 22.0
+    bx0, bx1, by_mha, by_this, bar_h = 200.0, 540.0, 215.0, 255.0, 26.0
+    static = [
+        ax.text(x0 - 10, yq + box_h / 2, "query heads", ha="right", va="center", fontsize=9),
+        ax.text(x0 - 10, yk + box_h / 2, "key/value\nheads (cached)", ha="right", va="center", fontsize=9),
+        ax.text(bx0 - 10, by_mha + bar_h / 2, "multi-head (MHA)", ha="right", va="center", fontsize=9),
+        ax.text(bx0 - 10, by_this + bar_h / 2, "with n_kv_heads", ha="right", va="center", fontsize=9),
+        ax.text(width / 2, 192, "KV cache of one sequence: 32 layers, d_head 128, float16", ha="center",
+                va="bottom", fontsize=9),
+    ]
+    q_boxes = PatchCollection([], edgecolor="black", linewidth=0.6)
+    k_boxes = PatchCollection([], edgecolor="black", linewidth=0.6)
+    links = LineCollection([], linewidths=1.0)
+    for artist in (links, q_boxes, k_boxes):
+        ax.add_collection(artist)
+    # Only the first and last head are labelled: every label costs about 2 ms per update.
+    q_first, q_last, k_first, k_last = (_text(ax, 0, 0, ha="center", va="center", fontsize=8) for _ in range(4))
+    title = _text(ax, width / 2, 8, ha="center", va="top", fontsize=10)
+    bar_mha = Rectangle((bx0, by_mha), bx1 - bx0, bar_h, facecolor=cmap(0.25), edgecolor="black", linewidth=0.6)
+    bar_this = Rectangle((bx0, by_this), bx1 - bx0, bar_h, facecolor=cmap(0.75), edgecolor="black", linewidth=0.6)
+    ax.add_patch(bar_mha)
+    ax.add_patch(bar_this)
+    value_mha = _text(ax, bx1 + 6, by_mha + bar_h / 2, ha="left", va="center", fontsize=9)
+    value_this = _text(ax, 0, by_this + bar_h / 2, ha="left", va="center", fontsize=9)
+    footer = _text(ax, width / 2, height - 6, ha="center", va="bottom", fontsize=9)
+    dynamic = [q_boxes, k_boxes, links, q_first, q_last, k_first, k_last, title, bar_mha, bar_this, value_mha,
+               value_this, footer]
+    backdrop = _Backdrop(fig, static, dynamic)
+
+    def boxes(n: int, y: float):
+        slot = (x1 - x0) / n
+        w = min(slot * 0.8, 60.0)
+        centres = [x0 + (i + 0.5) * slot for i in range(n)]
+        return centres, [Rectangle((c - w / 2, y), w, box_h) for c in centres]
+
+    def render(n_heads, n_kv_heads, T):
+        backdrop.ensure("static")
+        groups = kv_groups(n_heads, n_kv_heads)
+        qc, qr = boxes(n_heads, yq)
+        kc, kr = boxes(n_kv_heads, yk)
+        colours = [cmap(0.85 * g / max(n_kv_heads - 1, 1)) for g in range(n_kv_heads)]
+        q_boxes.set_paths(qr)
+        q_boxes.set_facecolor([colours[g] for g in groups])
+        k_boxes.set_paths(kr)
+        k_boxes.set_facecolor(colours)
+        links.set_segments([[(qc[h], yq + box_h), (kc[g], yk)] for h, g in enumerate(groups)])
+        links.set_color([colours[g] for g in groups])
+        for text, centres, y, prefix in ((q_first, qc[:1], yq - 7, "q"), (k_first, kc[:1], yk + box_h + 8, "kv")):
+            text.set_position((centres[0], y))
+            text.set_text(f"{prefix}0")
+        for text, centres, y, prefix in ((q_last, qc, yq - 7, "q"), (k_last, kc, yk + box_h + 8, "kv")):
+            text.set_visible(len(centres) > 1)
+            text.set_position((centres[-1], y))
+            text.set_text(f"{prefix}{len(centres) - 1}")
+        group = n_heads // n_kv_heads
+        title.set_text(f"{_attention_kind(n_heads, n_kv_heads)}: {n_heads} query heads share {n_kv_heads} "
+                       f"key/value head{'s' if n_kv_heads > 1 else ''}, {group} per group")
+        mha = kv_cache_bytes(n_kv_heads=n_heads, T=T, **PAPER_MODEL)
+        mem = kv_cache_bytes(n_kv_heads=n_kv_heads, T=T, **PAPER_MODEL)
+        bar_this.set_width((bx1 - bx0) * mem / mha)
+        value_mha.set_text(_gib(mha))
+        value_this.set_position((bx0 + (bx1 - bx0) * mem / mha + 6, by_this + bar_h / 2))
+        value_this.set_text(f"{_gib(mem)} ({mem / mha:.0%})")
+        footer.set_text(f"2 x 32 layers x {n_kv_heads} x 128 x {T:,} tokens x 2 bytes = {_gib(mem)}")
+        return fig
+
+    return Explorer(controls, render, before_render=before_render,
+                    caption="Grouped-query attention: query heads share key/value heads; only those are cached")
+
+
+# ---------------------------------------------------------------------------------------
+# online softmax
+# ---------------------------------------------------------------------------------------
+
+N_SCORES = 12
+BLOCK_SIZES = (1, 2, 3, 4, 5, 6, 12)
+"""Block sizes offered; 5 does not divide 12 (a shorter last block, as `tiled_attention` allows)."""
+
+
+def _score_presets() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    random_row = np.round(rng.normal(0.0, 1.5, N_SCORES), 2)
+    rising = np.round(np.linspace(-2.0, 3.5, N_SCORES), 2)
+    late_peak = random_row.copy()
+    late_peak[-2] = 6.0
+    masked = random_row.copy()
+    masked[:4] = -np.inf  # the first blocks fully masked: m stays -inf there
+    return {"random": random_row, "rising": rising, "a large score late": late_peak, "first 4 masked (-inf)": masked}
+
+
+SCORE_PRESETS = _score_presets()
+"""The rows of scores the explorer offers, by name (12 scores each)."""
+VALUES = np.round(np.random.default_rng(1).normal(0.0, 1.0, N_SCORES), 2)
+"""One value per key (a scalar `v_j`), so the partial attention output is a number."""
+
+
+def online_softmax_steps(scores, block_size: int) -> list[dict]:
+    r"""Every state of the online softmax over `scores (N,)`, block by block (float64 numpy).
+
+    State `k` (after reading `k` blocks; state 0 is the start) holds `m` (running
+    maximum), `l` (running sum of `exp(x_j - m)`), `acc` (running `sum_j exp(x_j - m) v_j`
+    with `VALUES`), `rescale` (`exp(m_old - m_new)`, the factor the step applied to the old
+    `l` and `acc`; 1 at state 0), `read` (how many scores were read) and `estimate`
+    (`exp(x_j - m) / l` for the scores read so far, nan for the rest):
+
+    .. math:: m_k = \max(m_{k-1}, \max_{j \in B_k} x_j), \quad
+              l_k = l_{k-1} e^{m_{k-1} - m_k} + \sum_{j \in B_k} e^{x_j - m_k}
+
+    An all `-inf` prefix keeps `m = -inf`, `l = 0` (exponents are taken against 0
+    there, as in `attn_core.tiled`, so no `nan`).
+    """
+    x = np.asarray(scores, dtype=np.float64)
+    block_size = check_positive_int(block_size, "block_size")
+    if x.ndim != 1 or len(x) == 0:
+        raise ValueError(f"scores must be one non-empty row (N,), got shape {x.shape}")
+    v = np.resize(VALUES, len(x))  # VALUES, repeated if the row is longer
+    m, l, acc, read = -math.inf, 0.0, 0.0, 0
+    states = [dict(m=m, l=l, acc=acc, rescale=1.0, read=0, estimate=np.full(len(x), np.nan))]
+    for start in range(0, len(x), block_size):
+        block = x[start:start + block_size]
+        m_new = max(m, float(block.max()))
+        m_safe = 0.0 if m_new == -math.inf else m_new
+        rescale = math.exp(m - m_safe)
+        p = np.exp(block - m_safe)
+        l = l * rescale + float(p.sum())
+        acc = acc * rescale + float(p @ v[start:start + block_size])
+        m, read = m_new, start + len(block)
+        estimate = np.full(len(x), np.nan)
+        if l > 0:
+            estimate[:read] = np.exp(x[:read] - m_safe) / l
+        else:
+            estimate[:read] = 0.0
+        states.append(dict(m=m, l=l, acc=acc, rescale=rescale, read=read, estimate=estimate))
+    return states
+
+
+def _fmt(x: float) -> str:
+    return "-inf" if x == -math.inf else f"{x:.3f}"
+
+
+def online_softmax_explorer(scores: str = "random", block_size: int = 4, blocks_read: int = 1) -> Explorer:
+    """Step through lesson 01's softmax one block at a time, as tiled attention computes it.
+
+    Top: the 12 scores, blocks separated by dotted lines; blocks already read in blue, the
+    block just read in orange, the rest in grey; the dashed line is the running maximum
+    `m` (masked `-inf` scores are drawn as crosses at the bottom). Bottom: the estimate
+    `exp(x_j - m) / l` of the scores read so far (bars) against the full softmax (black
+    ticks). The text gives `m`, `l`, the factor `exp(m_old - m_new)` the last step applied
+    to the old sum, and the partial attention output `acc / l` (with one scalar value per
+    key) against the final one. After the last block the estimate *is* the softmax.
+
+    Controls: `scores` (a preset row: random, rising, a large score late, the first four
+    masked), `block_size` (1..12; need not divide 12), `blocks_read` (0 .. the number of
+    blocks; kept within range when the block size changes).
+    """
+    if scores not in SCORE_PRESETS:
+        raise ValueError(f"scores must be one of {list(SCORE_PRESETS)}, got {scores!r}")
+    if block_size not in BLOCK_SIZES:
+        raise ValueError(f"block_size must be one of {list(BLOCK_SIZES)}, got {block_size!r}")
+    n_blocks = -(-N_SCORES // block_size)
+    if isinstance(blocks_read, bool) or not isinstance(blocks_read, int) or not 0 <= blocks_read <= n_blocks:
+        raise ValueError(f"blocks_read must be a whole number in 0..{n_blocks} (block_size={block_size}), "
+                         f"got {blocks_read!r}")
+    controls = {
+        "scores": W.Dropdown(options=list(SCORE_PRESETS), value=scores, description="scores"),
+        "block_size": W.Dropdown(options=list(BLOCK_SIZES), value=block_size, description="block size"),
+        "blocks_read": W.IntSlider(value=blocks_read, min=0, max=n_blocks, step=1, description="blocks read",
+                                   continuous_update=False, style={"description_width": "initial"}),
+    }
+
+    def before_render(changed: str, controls: dict) -> None:
+        if changed != "block_size":
+            return
+        slider = controls["blocks_read"]
+        n = -(-N_SCORES // controls["block_size"].value)
+        value = min(slider.value, n)
+        if n < slider.max:  # shrink: value first, so ipywidgets never sees value > max
+            slider.value = value
+            slider.max = n
+        else:
+            slider.max = n
+            slider.value = value
+
+    cmap = matplotlib.colormaps[CMAP]
+    colour_read, colour_now, colour_unread = cmap(0.3), "#e66101", "#d4d4d4"
+    fig = new_figure(figsize=(7.6, 4.9), dpi=80)
+    fig.subplots_adjust(left=0.1, right=0.97, top=0.8, bottom=0.1, hspace=0.45)
+    ax_s, ax_p = fig.subplots(2, 1, sharex=True)
+    j = np.arange(N_SCORES)
+    bars_s = ax_s.bar(j, np.zeros(N_SCORES), width=0.75, color=colour_unread, edgecolor="black", linewidth=0.4)
+    (max_line,) = ax_s.plot([-0.5, N_SCORES - 0.5], [0, 0], ls="--", color="black", lw=1.0)
+    (masked_marks,) = ax_s.plot([], [], ls="none", marker="x", color="black", ms=6)
+    separators = [ax.axvline(0, color="grey", lw=0.8, ls=":") for ax in (ax_s, ax_p) for _ in range(N_SCORES)]
+    ax_s.set_ylabel("score x_j")
+    ax_s.set_xlim(-0.5, N_SCORES - 0.5)
+    zero = ax_s.axhline(0, color="black", lw=0.5)
+    bars_p = ax_p.bar(j, np.zeros(N_SCORES), width=0.75, color=colour_read, edgecolor="black", linewidth=0.4)
+    (full_marks,) = ax_p.plot(j, np.zeros(N_SCORES), ls="none", marker="_", ms=16, mew=2, color="black",
+                              label="full softmax")
+    ax_p.set_ylabel("exp(x_j - m) / l")
+    ax_p.set_xlabel("key j")
+    ax_p.set_xticks(j)
+    legend = ax_p.legend(loc="upper left", fontsize=8, frameon=False)
+    text_top = _text(fig, 0.5, 0.975, ha="center", va="top", fontsize=10)
+    text_mid = _text(fig, 0.5, 0.905, ha="center", va="top", fontsize=9)
+    dynamic = [*bars_s, *bars_p, max_line, masked_marks, *separators, full_marks, text_top, text_mid]
+    backdrop = _Backdrop(fig, [ax_s, ax_p, zero, legend], dynamic)
+
+    def limits(scores: str):
+        """Fixed y-ranges per row of scores, so the axes (drawn once) fit every step and block size."""
+        x = SCORE_PRESETS[scores]
+        finite = x[np.isfinite(x)]
+        low, high = min(0.0, float(finite.min())) - 0.5, float(finite.max()) + 0.8
+        top = max(float(np.nanmax(state["estimate"])) for b in BLOCK_SIZES for state in online_softmax_steps(x, b)[1:])
+        return (low, high), (0.0, 1.08 * top)
+
+    def set_limits(scores: str) -> None:
+        ylim_s, ylim_p = limits(scores)
+        ax_s.set_ylim(*ylim_s)
+        ax_p.set_ylim(*ylim_p)
+
+    def render(scores, block_size, blocks_read):
+        backdrop.ensure(scores, prepare=lambda: set_limits(scores))
+        set_limits(scores)
+        x = SCORE_PRESETS[scores]
+        states = online_softmax_steps(x, block_size)
+        n_blocks = len(states) - 1
+        k = min(blocks_read, n_blocks)
+        state = states[k]
+        read_before = states[k - 1]["read"] if k > 0 else 0
+        finite = np.isfinite(x)
+        for i, bar in enumerate(bars_s):
+            bar.set_height(x[i] if finite[i] else 0.0)
+            bar.set_facecolor(colour_now if read_before <= i < state["read"] else
+                              colour_read if i < read_before else colour_unread)
+        masked_marks.set_data(j[~finite], np.full(int((~finite).sum()), ax_s.get_ylim()[0] + 0.25))
+        m = state["m"]
+        max_line.set_ydata([m, m] if np.isfinite(m) else [np.nan, np.nan])
+        bounds = list(range(block_size, N_SCORES, block_size)) * 2  # the same boundaries in both panels
+        per_panel = N_SCORES
+        for i, line in enumerate(separators):
+            panel_i = i % per_panel
+            n_bounds = len(bounds) // 2
+            line.set_visible(panel_i < n_bounds)
+            if panel_i < n_bounds:
+                line.set_xdata([bounds[panel_i] - 0.5] * 2)
+        full = states[-1]["estimate"]
+        full_marks.set_ydata(full)
+        estimate = np.nan_to_num(state["estimate"], nan=0.0)
+        for i, bar in enumerate(bars_p):
+            bar.set_height(estimate[i])
+            bar.set_facecolor(colour_now if read_before <= i < state["read"] else colour_read)
+        out_final = states[-1]["acc"] / states[-1]["l"]
+        if k == 0:
+            top = f"block size {block_size}: {n_blocks} block{'s' if n_blocks > 1 else ''}; nothing read yet (m = -inf, l = 0)"
+            mid = f"the full softmax needs every score; final output sum_j w_j v_j = {out_final:.3f}"
+        else:
+            top = (f"after block {k} of {n_blocks} ({state['read']} of {N_SCORES} scores read): "
+                   f"m = {_fmt(m)}, l = {state['l']:.3f}")
+            partial = state["acc"] / state["l"] if state["l"] > 0 else 0.0
+            done = "  = the softmax" if k == n_blocks else ""
+            mid = (f"old l and acc rescaled by exp(m_old - m_new) = {state['rescale']:.3f}; partial output "
+                   f"acc / l = {partial:.3f} (final {out_final:.3f}){done}")
+        text_top.set_text(top)
+        text_mid.set_text(mid)
+        return fig
+
+    return Explorer(controls, render, before_render=before_render,
+                    caption="Online softmax: the maximum and the sum, one block of scores at a time")

@@ -1,0 +1,258 @@
+"""Lesson 10's explorers: what the pictures and texts state is what the library computes,
+and no control ever offers an invalid combination."""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from attn_core import MultiHeadAttention, kv_cache_bytes, online_softmax, softmax
+from attn_core.widgets import EXPLORERS, Explorer
+from attn_core.widgets.inference import (
+    BLOCK_SIZES,
+    CONTEXTS,
+    HEAD_COUNTS,
+    N_SCORES,
+    SCORE_PRESETS,
+    VALUES,
+    gqa_explorer,
+    kv_groups,
+    kv_head_choices,
+    online_softmax_explorer,
+    online_softmax_steps,
+)
+
+
+def texts(ex) -> str:
+    fig = ex.figure()
+    from matplotlib.text import Text
+
+    found = [t.get_text() for t in [*fig.texts, *fig.artists] if isinstance(t, Text) and t.get_visible()]
+    for ax in fig.axes:
+        found += [t.get_text() for t in ax.texts if t.get_visible()]
+    return " | ".join(found)
+
+
+# ------------------------------------------------------------------ grouped-query attention
+
+def test_gqa_registered_with_named_controls():
+    assert EXPLORERS["gqa_explorer"] is gqa_explorer
+    ex = gqa_explorer()
+    assert isinstance(ex, Explorer)
+    assert ex.values() == {"n_heads": 8, "n_kv_heads": 2, "T": 4096}
+
+
+@pytest.mark.parametrize("n_heads", HEAD_COUNTS)
+def test_kv_choices_are_the_divisors(n_heads):
+    assert kv_head_choices(n_heads) == [h for h in range(1, n_heads + 1) if n_heads % h == 0]
+
+
+@pytest.mark.parametrize("n_heads, n_kv_heads", [(8, 2), (8, 1), (8, 8), (4, 2), (32, 8)])
+def test_groups_are_the_ones_multihead_attention_uses(n_heads, n_kv_heads):
+    """kv_groups(h) is the key/value head that query head h reads in MultiHeadAttention."""
+    d_head = 2
+    mha = MultiHeadAttention(n_heads * d_head, n_heads, n_kv_heads=n_kv_heads, bias=False)
+    with torch.no_grad():
+        mha.w_q.weight.zero_()  # all scores 0: each query head averages the values of its key/value head
+        mha.w_o.weight.copy_(torch.eye(n_heads * d_head))
+        mha.w_v.weight.copy_(torch.eye(n_kv_heads * d_head, n_heads * d_head))  # v = the first inputs
+        x = torch.zeros(1, 1, n_heads * d_head)
+        x[0, 0, : n_kv_heads * d_head] = torch.arange(n_kv_heads).repeat_interleave(d_head).float() + 1
+        out, _ = mha(x)  # (1, 1, d_model): head h's output = value of its key/value head
+    read = out[0, 0].view(n_heads, d_head)[:, 0] - 1  # (H,) the kv head index each query head read
+    assert read.long().tolist() == kv_groups(n_heads, n_kv_heads)
+
+
+def test_kv_groups_refuses_a_non_divisor():
+    with pytest.raises(ValueError, match="n_kv_heads must divide n_heads=8"):
+        kv_groups(8, 3)
+
+
+def drawn_gqa(ex):
+    """(query boxes, kv boxes, links as (query centre x, kv centre x), link colours) as drawn now."""
+    ax = ex.figure().axes[0]
+    links, q_boxes, k_boxes = ax.collections
+    q = [(p.vertices[:, 0].min() + p.vertices[:, 0].max()) / 2 for p in q_boxes.get_paths()]
+    k = [(p.vertices[:, 0].min() + p.vertices[:, 0].max()) / 2 for p in k_boxes.get_paths()]
+    return q, k, links.get_segments(), q_boxes.get_facecolors(), k_boxes.get_facecolors()
+
+
+@pytest.mark.parametrize("n_heads", HEAD_COUNTS)
+def test_gqa_picture_shows_every_head_and_who_reads_what(n_heads):
+    ex = gqa_explorer(n_heads=n_heads, n_kv_heads=1)
+    for n_kv_heads in kv_head_choices(n_heads):
+        ex.controls["n_kv_heads"].value = n_kv_heads
+        q, k, segments, q_colours, k_colours = drawn_gqa(ex)
+        assert len(q) == n_heads and len(k) == n_kv_heads and len(segments) == n_heads
+        groups = kv_groups(n_heads, n_kv_heads)
+        for h, seg in enumerate(segments):  # each link runs from query head h to the kv head it reads
+            assert seg[0][0] == pytest.approx(q[h]) and seg[1][0] == pytest.approx(k[groups[h]])
+            assert np.allclose(q_colours[h], k_colours[groups[h]])  # a query head wears its group's colour
+
+
+@pytest.mark.parametrize("T", CONTEXTS)
+def test_gqa_memory_text_is_kv_cache_bytes(T):
+    ex = gqa_explorer(n_heads=32, n_kv_heads=8, T=T)
+    mem = kv_cache_bytes(n_layers=32, n_kv_heads=8, d_head=128, T=T, bytes_per_value=2)
+    mha = kv_cache_bytes(n_layers=32, n_kv_heads=32, d_head=128, T=T, bytes_per_value=2)
+    shown = texts(ex)
+    assert f"{mem / 2**30:.2f} GiB (25%)" in shown or f"{mem / 2**30:.1f} GiB (25%)" in shown
+    assert f"{mha / 2**30:.2f} GiB" in shown or f"{mha / 2**30:.1f} GiB" in shown
+    assert f"{T:,} tokens" in shown
+    assert "32 query heads share 8 key/value heads, 4 per group" in shown
+
+
+def test_gqa_paper_figures():
+    """The 7B-class figures the lesson quotes: MHA 2 GiB at 4k, 64 GiB at 128k; 8 kv heads a quarter."""
+    ex = gqa_explorer(n_heads=32, n_kv_heads=32, T=4096)
+    assert "2.00 GiB" in texts(ex) and "multi-head (MHA)" in texts(ex)
+    ex.controls["T"].value = 131072
+    assert "64.0 GiB (100%)" in texts(ex)
+    ex.controls["n_kv_heads"].value = 8
+    assert "16.0 GiB (25%)" in texts(ex)
+    ex.controls["n_kv_heads"].value = 1
+    assert "multi-query (MQA)" in texts(ex) and "2.00 GiB (3%)" in texts(ex)
+
+
+def test_gqa_bar_lengths_are_proportional_to_memory():
+    ex = gqa_explorer(n_heads=16, n_kv_heads=4)
+    bar_mha, bar_this = ex.figure().axes[0].patches
+    assert bar_this.get_width() / bar_mha.get_width() == pytest.approx(4 / 16)
+
+
+def test_gqa_only_offers_divisors_and_keeps_or_moves_to_the_nearest():
+    ex = gqa_explorer(n_heads=8, n_kv_heads=4)
+    for n_heads in itertools.chain(HEAD_COUNTS, reversed(HEAD_COUNTS)):
+        ex.controls["n_heads"].value = n_heads
+        assert list(ex.controls["n_kv_heads"].options) == kv_head_choices(n_heads)
+        assert ex.controls["n_kv_heads"].value in kv_head_choices(n_heads)
+    ex = gqa_explorer(n_heads=8, n_kv_heads=4)
+    ex.controls["n_heads"].value = 32
+    assert ex.controls["n_kv_heads"].value == 4  # still a divisor: kept
+    ex.controls["n_heads"].value = 2
+    assert ex.controls["n_kv_heads"].value == 2  # 4 does not divide 2: the nearest divisor
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(n_heads=8, n_kv_heads=3), "n_kv_heads must divide n_heads=8"),
+    (dict(n_heads=6), "n_heads must be one of"),
+    (dict(T=1000), "T must be one of"),
+])
+def test_gqa_refuses_invalid_defaults(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        gqa_explorer(**kwargs)
+
+
+# ------------------------------------------------------------------ online softmax
+
+def test_online_softmax_registered_with_named_controls():
+    assert EXPLORERS["online_softmax_explorer"] is online_softmax_explorer
+    ex = online_softmax_explorer()
+    assert ex.values() == {"scores": "random", "block_size": 4, "blocks_read": 1}
+
+
+@pytest.mark.parametrize("preset", SCORE_PRESETS)
+@pytest.mark.parametrize("block_size", BLOCK_SIZES)
+def test_steps_follow_the_recurrence_and_end_at_the_softmax(preset, block_size):
+    x = SCORE_PRESETS[preset]
+    states = online_softmax_steps(x, block_size)
+    assert len(states) == 1 + math.ceil(N_SCORES / block_size)
+    assert states[0]["m"] == -math.inf and states[0]["l"] == 0.0
+    for state in states[1:]:
+        seen = x[: state["read"]]
+        assert state["m"] == seen.max()  # the running maximum of what was read
+        m_safe = 0.0 if state["m"] == -math.inf else state["m"]
+        assert state["l"] == pytest.approx(np.exp(seen - m_safe).sum())  # the rescaled running sum
+        assert not np.isnan(state["estimate"][: state["read"]]).any()  # no nan, even after a -inf block
+    final = states[-1]
+    np.testing.assert_allclose(final["estimate"], softmax(x), atol=1e-12)
+    np.testing.assert_allclose(final["estimate"], online_softmax(x, block_size=block_size), atol=1e-12)
+    assert final["acc"] / final["l"] == pytest.approx(float(softmax(x) @ VALUES))
+
+
+def test_rescale_factor_is_exp_of_old_minus_new_max():
+    x = SCORE_PRESETS["rising"]  # the maximum rises with every block
+    states = online_softmax_steps(x, 3)
+    for before, after in zip(states[1:], states[2:]):
+        assert after["m"] > before["m"]
+        assert after["rescale"] == pytest.approx(math.exp(before["m"] - after["m"]))
+
+
+def drawn_softmax(ex):
+    fig = ex.figure()
+    ax_s, ax_p = fig.axes
+    return ([b.get_height() for b in ax_s.patches], [b.get_height() for b in ax_p.patches],
+            ax_p.lines[-1].get_ydata(), ax_s.lines[0].get_ydata())
+
+
+@pytest.mark.parametrize("preset", SCORE_PRESETS)
+def test_picture_shows_the_state_of_each_step(preset):
+    ex = online_softmax_explorer(scores=preset, block_size=5, blocks_read=0)
+    states = online_softmax_steps(SCORE_PRESETS[preset], 5)
+    for k in range(len(states)):
+        ex.controls["blocks_read"].value = k
+        scores, estimate, full, max_line = drawn_softmax(ex)
+        x = SCORE_PRESETS[preset]
+        assert scores == pytest.approx(np.where(np.isfinite(x), x, 0.0).tolist())
+        np.testing.assert_allclose(full, softmax(x), atol=1e-12)  # the black ticks: the full softmax
+        np.testing.assert_allclose(estimate, np.nan_to_num(states[k]["estimate"]), atol=1e-12)
+        m = states[k]["m"]
+        if np.isfinite(m):
+            assert list(max_line) == [m, m]
+        shown = texts(ex)
+        if k == 0:
+            assert "nothing read yet (m = -inf, l = 0)" in shown
+        else:
+            m_text = "-inf" if m == -math.inf else f"{m:.3f}"
+            assert f"after block {k} of {len(states) - 1}" in shown and f"m = {m_text}, l = {states[k]['l']:.3f}" in shown
+        assert ("= the softmax" in shown) == (k == len(states) - 1)
+    np.testing.assert_allclose(estimate, softmax(SCORE_PRESETS[preset]), atol=1e-12)
+
+
+def test_masked_block_keeps_m_at_minus_inf_without_nan():
+    ex = online_softmax_explorer(scores="first 4 masked (-inf)", block_size=4, blocks_read=1)
+    assert "m = -inf, l = 0.000" in texts(ex)
+    _, estimate, _, _ = drawn_softmax(ex)
+    assert np.all(np.asarray(estimate) == 0.0)
+
+
+def test_blocks_read_slider_follows_the_block_size():
+    ex = online_softmax_explorer(block_size=1, blocks_read=12)
+    for block_size in BLOCK_SIZES:
+        ex.controls["block_size"].value = block_size
+        n_blocks = math.ceil(N_SCORES / block_size)
+        assert ex.controls["blocks_read"].max == n_blocks  # every step offered exists ...
+        assert 0 <= ex.controls["blocks_read"].value <= n_blocks  # ... and the current one still does
+    ex = online_softmax_explorer(block_size=1, blocks_read=12)
+    ex.controls["block_size"].value = 5
+    assert ex.controls["blocks_read"].value == 3  # clamped to the last block: still the full softmax
+    assert "= the softmax" in texts(ex)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(block_size=7), "block_size must be one of"),
+    (dict(block_size=4, blocks_read=4), r"blocks_read must be a whole number in 0\.\.3"),
+    (dict(scores="sorted"), "scores must be one of"),
+])
+def test_online_softmax_refuses_invalid_defaults(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        online_softmax_explorer(**kwargs)
+
+
+def test_cached_pixels_equal_a_fresh_drawing():
+    """The explorers redraw only what changes (saved pixels for labels and axes): the picture
+    after many changes is the one a fresh explorer draws for the same values."""
+    for make, changes in ((gqa_explorer, [("n_heads", 32), ("n_kv_heads", 8), ("T", 131072), ("n_heads", 8)]),
+                          (online_softmax_explorer, [("scores", "rising"), ("block_size", 3), ("blocks_read", 4),
+                                                     ("scores", "random")])):
+        ex = make()
+        for name, value in changes:
+            ex.controls[name].value = value
+        again = make(**ex.values())
+        from PIL import Image
+        import io
+        a = np.asarray(Image.open(io.BytesIO(ex.view.value)))
+        b = np.asarray(Image.open(io.BytesIO(again.view.value)))
+        assert a.shape == b.shape and (a != b).any(axis=-1).mean() < 1e-3, make.__name__

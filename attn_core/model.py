@@ -37,7 +37,7 @@ from torch import nn
 
 from ._arrays import check_flag, check_positive_finite, check_positive_int, fmt_shape
 from .kv_cache import KVCache
-from .masks import causal_mask
+from .masks import causal_mask, sliding_window_mask
 from .multihead import MultiHeadAttention
 from .positional import LearnedPositionalEmbedding, alibi_bias, sinusoidal_encoding
 from .sampling import sample_next_token
@@ -137,6 +137,10 @@ class TinyTransformer(nn.Module):
         mlp: add an MLP after each attention layer (False: an attention-only model).
         n_kv_heads: key/value heads per layer (default `n_heads`; fewer is grouped-query
             attention, 1 multi-query); must divide `n_heads`.
+        window: if given (causal models only), every query sees only itself and the
+            `window - 1` keys before it (`masks.sliding_window_mask`) instead of the whole
+            past. Lesson 08 builds a copy of a trained model with `window=L`
+            (`load_state_dict`) to change, at test time, which distances attention can reach.
 
     `forward(tokens, return_weights=False, cache=None)`: integer `tokens (B, T)`. Returns
     `logits (B, T, vocab_size)`, or `(logits, weights)` where `weights` is a list with one
@@ -150,7 +154,8 @@ class TinyTransformer(nn.Module):
     """
 
     def __init__(self, vocab_size: int, d_model: int, n_heads: int, n_layers: int, max_len: int,
-                 positional: str = "learned", causal: bool = True, mlp: bool = True, n_kv_heads: int | None = None):
+                 positional: str = "learned", causal: bool = True, mlp: bool = True, n_kv_heads: int | None = None,
+                 window: int | None = None):
         super().__init__()
         self.vocab_size = check_positive_int(vocab_size, "vocab_size")
         self.d_model = check_positive_int(d_model, "d_model")
@@ -163,6 +168,11 @@ class TinyTransformer(nn.Module):
             if not isinstance(flag, bool):
                 raise TypeError(f"{name} must be True or False, got {flag!r}")
         self.positional, self.causal, self.has_mlp = positional, causal, mlp
+        if window is not None:
+            window = check_positive_int(window, "window")
+            if not causal:
+                raise ValueError(f"window={window} needs causal=True (a causal sliding window), got causal=False")
+        self.window = window
 
         self.token_embedding = nn.Embedding(vocab_size, d_model)
         self.position_embedding = LearnedPositionalEmbedding(max_len, d_model) if positional == "learned" else None
@@ -177,7 +187,7 @@ class TinyTransformer(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"positional={self.positional!r}, causal={self.causal}, mlp={self.has_mlp}, "
-                f"max_len={self.max_len}")
+                f"max_len={self.max_len}" + (f", window={self.window}" if self.window is not None else ""))
 
     def _check_tokens(self, tokens) -> None:
         if not isinstance(tokens, torch.Tensor) or tokens.dtype.is_floating_point or tokens.dtype == torch.bool:
@@ -209,7 +219,7 @@ class TinyTransformer(nn.Module):
             x = x + self.position_embedding(T)  # (B, T, d_model) + (T, d_model)
         elif self.positional == "sinusoidal":
             x = x + sinusoidal_encoding(T, self.d_model, dtype=x.dtype).to(x.device)  # (B, T, d_model) + (T, d_model)
-        mask = causal_mask(T, device=tokens.device) if self.causal else None  # (T, T)
+        mask = self._mask(T, T, tokens.device)  # (T, T) or None
         bias = alibi_bias(self.n_heads, T, dtype=x.dtype).to(x.device)[None] if self.positional == "alibi" else None  # (H, T, T) -> (1, H, T, T)
         weights = []
         for block in self.blocks:
@@ -217,6 +227,14 @@ class TinyTransformer(nn.Module):
             weights.append(w)
         logits = self.unembed(self.ln_final(x))  # (B, T, d_model) -> (B, T, vocab_size)
         return (logits, weights) if return_weights else logits
+
+    def _mask(self, T: int, S: int, device):
+        """The boolean `(T, S)` mask: causal, a causal sliding window, or None (bidirectional)."""
+        if not self.causal:
+            return None
+        if self.window is not None:
+            return sliding_window_mask(T, self.window, S, device=device)  # (T, S)
+        return causal_mask(T, S, device=device)  # (T, S)
 
     def empty_cache(self, batch_size: int) -> list[KVCache]:
         """One empty `KVCache` per layer, `(batch_size, n_kv_heads, 0, d_head)`, to start `forward(..., cache=)`."""
@@ -262,7 +280,7 @@ class TinyTransformer(nn.Module):
             x = x + self.position_embedding(torch.arange(past, S, device=tokens.device))  # (B, T, d_model) + (T, d_model)
         elif self.positional == "sinusoidal":
             x = x + sinusoidal_encoding(S, self.d_model, dtype=x.dtype).to(x.device)[past:]  # (B, T, d_model) + (T, d_model)
-        mask = causal_mask(T, S, device=tokens.device)  # (T, S), end-aligned: the cached keys are all in the past
+        mask = self._mask(T, S, tokens.device)  # (T, S), end-aligned: the cached keys are all in the past
         bias = alibi_bias(self.n_heads, T, S, dtype=x.dtype).to(x.device)[None] if self.positional == "alibi" else None  # (1, H, T, S)
         weights, new_cache = [], []
         for block, layer_cache in zip(self.blocks, cache):

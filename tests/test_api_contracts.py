@@ -623,6 +623,8 @@ invalid("TinyTransformer", "vocab_size < 1", "vocab_size", lambda d: lambda: att
 invalid("TinyTransformer", "tokens not an integer tensor", "tokens", lambda d: lambda: _tiny("learned", True)(d.draw(st.sampled_from([torch.zeros(1, 3), [[1, 2]], None, torch.ones(1, 2, dtype=torch.bool)]))))
 invalid("TinyTransformer", "tokens of the wrong rank", "tokens", lambda d: lambda: _tiny("learned", True)(torch.zeros(d.draw(st.sampled_from([(3,), (1, 2, 3), (2, 0)])), dtype=torch.long)))
 invalid("TinyTransformer", "token ids out of range", "token", lambda d: lambda: _tiny("none", True)(torch.tensor([[0, d.draw(st.sampled_from([-1, 7, 100]))]])))
+invalid("TinyTransformer", "window not a whole number >= 1", "window", lambda d: lambda: attn_core.TinyTransformer(7, 8, 2, 1, 8, window=d.draw(st.sampled_from([0, -1, 2.5, True, "3"]))))
+invalid("TinyTransformer", "window without a causal mask", "window", lambda d: lambda: attn_core.TinyTransformer(7, 8, 2, 1, 8, causal=False, window=d.draw(st.integers(1, 9))))
 invalid("TinyTransformer", "longer than max_len with learned positions", "max_len", lambda d: lambda: _tiny("learned", True)(torch.zeros(1, d.draw(st.integers(9, 20)), dtype=torch.long)))
 
 

@@ -388,7 +388,88 @@ INDUCTION_QK = {
     "the strength left out": [lambda V, T, strength: _qk_from([(v, V + T + v) for v in range(V)], V, T, 1.0)],
 }
 
+# ----------------------------------------------------------------- lesson 10 (written row by row with math, and einsum)
+
+
+def _online_rows(m, l, scores, *, rescale="down", new_max="running", shift="new", guard=True):
+    """One online-softmax block, row by row in plain Python floats; one switch per mistake."""
+    m_out, l_out = [], []
+    for m_r, l_r, row in zip(m.tolist(), l.tolist(), scores.tolist()):
+        top = max(row)
+        m_new = max(m_r, top) if new_max == "running" else top
+        if guard and m_new == -math.inf:  # nothing but -inf so far
+            m_out.append(m_new)
+            l_out.append(l_r)
+            continue
+        against = {"new": m_new, "old": m_r, "zero": 0.0}[shift]
+        try:
+            factor = {"down": math.exp(m_r - m_new), "up": math.exp(m_new - m_r), "none": 1.0}[rescale]
+            block = sum(math.exp(x - against) if x - against < 700 else math.inf for x in row)
+        except ValueError:  # math.exp(nan)
+            factor, block = math.nan, math.nan
+        if math.isnan(m_r - m_new):
+            factor = math.nan
+        m_out.append(m_new)
+        l_out.append(l_r * factor + block)
+    return torch.tensor(m_out, dtype=m.dtype), torch.tensor(l_out, dtype=l.dtype)
+
+
+ONLINE_SOFTMAX_STEP = {
+    "l not rescaled": [lambda m, l, s: _online_rows(m, l, s, rescale="none")],
+    "rescaled by exp(m_new - m_old): wrong sign": [lambda m, l, s: _online_rows(m, l, s, rescale="up")],
+    "m_new is the block's maximum only": [lambda m, l, s: _online_rows(m, l, s, new_max="block")],
+    "the block exponentiated against the old maximum": [lambda m, l, s: _online_rows(m, l, s, shift="old")],
+    "no maximum subtracted in the block": [lambda m, l, s: _online_rows(m, l, s, shift="zero")],
+    "nan when a row is still all -inf": [lambda m, l, s: _online_rows(m, l, s, guard=False)],
+}
+
+
+def _step_einsum(q, k, v, *, scale=True, axis="s"):
+    scores = torch.einsum("bhtd,bhsd->bhts", q, k) / (q.size(-1) ** 0.5 if scale else 1.0)
+    weights = F.softmax(scores, dim=-1 if axis == "s" else 2)
+    return torch.einsum("bhts,bhsd->bhtd", weights, v)
+
+
+def _stack(cache, new, first=False):
+    return torch.concat([new, cache] if first else [cache, new], dim=-2)
+
+
+CACHED_STEP = {
+    "attends before appending": [lambda q, kn, vn, kc, vc: (_step_einsum(q, kc, vc), _stack(kc, kn), _stack(vc, vn))],
+    "attends only to the new key": [lambda q, kn, vn, kc, vc: (vn.clone(), _stack(kc, kn), _stack(vc, vn))],
+    "no 1/sqrt(D) scale": [lambda q, kn, vn, kc, vc: (_step_einsum(q, _stack(kc, kn), _stack(vc, vn), scale=False),
+                                                      _stack(kc, kn), _stack(vc, vn))],
+    "softmax over the wrong axis": [lambda q, kn, vn, kc, vc: (_step_einsum(q, _stack(kc, kn), _stack(vc, vn), axis="t"),
+                                                               _stack(kc, kn), _stack(vc, vn))],
+    "appended on the wrong axis": [
+        lambda q, kn, vn, kc, vc: (lambda k, v: (_step_einsum(q, k, v), k, v))(torch.concat([kc, kn], dim=3),
+                                                                               torch.concat([vc, vn], dim=3)),
+        lambda q, kn, vn, kc, vc: (lambda k, v: (_step_einsum(q, k, v), k, v))(torch.concat([kc, kn], dim=1),
+                                                                               torch.concat([vc, vn], dim=1)),
+    ],
+    "new token put first": [lambda q, kn, vn, kc, vc: (_step_einsum(q, _stack(kc, kn), _stack(vc, vn)),
+                                                       _stack(kc, kn, first=True), _stack(vc, vn, first=True))],
+    "old caches returned": [lambda q, kn, vn, kc, vc: (_step_einsum(q, _stack(kc, kn), _stack(vc, vn)), kc, vc)],
+}
+
+
+def _cache_numbers(n_layers, n_kv_heads, d_head, T, batch_size, *, keys_and_values=2):
+    return math.prod([keys_and_values, n_layers, n_kv_heads, d_head, T, batch_size])
+
+
+CACHE_MEMORY = {
+    "keys only: the 2 is missing": [lambda L, H, D, T, b, batch_size=1: _cache_numbers(L, H, D, T, batch_size, keys_and_values=1) * b],
+    "bits instead of bytes": [lambda L, H, D, T, b, batch_size=1: _cache_numbers(L, H, D, T, batch_size) * b * 8],
+    "layers forgotten": [lambda L, H, D, T, b, batch_size=1: _cache_numbers(1, H, D, T, batch_size) * b],
+    "bytes per value forgotten": [lambda L, H, D, T, b, batch_size=1: _cache_numbers(L, H, D, T, batch_size)],
+    "batch forgotten": [lambda L, H, D, T, b, batch_size=1: _cache_numbers(L, H, D, T, 1) * b],
+    "key/value heads forgotten": [lambda L, H, D, T, b, batch_size=1: _cache_numbers(L, 1, D, T, batch_size) * b],
+}
+
 WRONG = {
+    "check_online_softmax_step": ONLINE_SOFTMAX_STEP,
+    "check_cached_step": CACHED_STEP,
+    "check_cache_memory": CACHE_MEMORY,
     "check_previous_token_qk": PREVIOUS_TOKEN_QK,
     "check_induction_qk": INDUCTION_QK,
     "check_similarity_matrix": SIMILARITY,

@@ -26,10 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # so `solutions` i
 CHECKS = {**exercises.CHECKS, "check_offset_score": exercises.check_offset_score,
           "check_sep_weight": exercises.check_sep_weight}
 ALL = sorted(CHECKS)
-NUMBER_CHECKS = {"check_attention_flops", "check_count_parameters"}  # the answer is a number, not a tensor
+NUMBER_CHECKS = {"check_attention_flops", "check_count_parameters", "check_cache_memory"}  # the answer is a number, not a tensor
 MASK_CHECKS = {"check_build_causal_mask", "check_build_padding_mask"}  # the answer is a boolean mask
 INT_ARGS_ONLY = {"check_attention_flops", "check_count_parameters", "check_positional_encoding", "check_alibi",
-                 "check_build_causal_mask", "check_previous_token_qk", "check_induction_qk"}  # nothing the learner could change in place
+                 "check_build_causal_mask", "check_previous_token_qk", "check_induction_qk",
+                 "check_cache_memory"}  # nothing the learner could change in place
 
 
 def solution_for(check_name: str):

@@ -22,7 +22,7 @@ def solution_for(check_name: str):
 
 def test_every_lesson_has_exercises():
     modules = {fn.__module__.rsplit(".", 1)[-1] for fn in CHECKS.values()}
-    assert modules == {"attention", "qkv", "self_attention", "multihead", "positional", "masks"}
+    assert modules == {"attention", "qkv", "self_attention", "multihead", "positional", "masks", "circuits", "inference"}
     assert len(CHECKS) >= 12
 
 

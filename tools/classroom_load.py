@@ -108,6 +108,7 @@ class Learner:
     lesson_s: float | None = None
     cells: int = 0
     kernel_peak_mb: float | None = None  # ru_maxrss of the kernel, read in the kernel
+    kernel_cpu_s: float | None = None  # CPU seconds the kernel used (user + system), read in the kernel
     learner_peak_mb: float = 0.0  # sampled: server + kernel resident memory
     stage: str = "created"
     error: str | None = None
@@ -185,7 +186,7 @@ class Classroom:
         self.learners = [Learner(name, self.workdir / "home" / name) for name in names]
         self.python, self.extra_env = sys.executable, {}
         self.spawner, self.spawner_reason = self._choose_spawner()
-        self.log(f"[classroom] {self.n} learners, spawner: {self.spawner} ({self.spawner_reason})")
+        self.log(f"[classroom] {self.n} learners in {self.workdir}, spawner: {self.spawner} ({self.spawner_reason})")
         self._start_hub()
 
     def _choose_spawner(self) -> tuple[str, str]:
@@ -288,8 +289,8 @@ class Classroom:
             c.Spawner.ip = "127.0.0.1"
             c.Spawner.default_url = "/lab"
             c.Spawner.environment = {env!r}
-            # A class starting at once on a small machine: allow slow starts (TLJH and z2jh
-            # allow 120 s and 300 s by default; JupyterHub alone 60 s).
+            # A class starting at once on a small machine: allow slow starts (JupyterHub's
+            # defaults are 60 s to start and 30 s to answer; z2jh's startTimeout is 300 s).
             c.Spawner.start_timeout = {int(self.timeout)}
             c.Spawner.http_timeout = {int(self.timeout)}
             c.LocalProcessSpawner.interrupt_timeout = 5
@@ -450,16 +451,16 @@ class Classroom:
                               json={"name": "python3", "path": str(Path(path).parent)}, timeout=self._left())
             r.raise_for_status()
             kernel = r.json()["id"]
-            peak_kb = asyncio.run(self._execute(learner, kernel, cells))
+            peak_kb, cpu_s = asyncio.run(self._execute(learner, kernel, cells))
             learner.lesson_s = time.monotonic() - t2
-            learner.kernel_peak_mb = peak_kb / 1024
+            learner.kernel_peak_mb, learner.kernel_cpu_s = peak_kb / 1024, cpu_s
             self.api.delete(f"{self.base}/user/{learner.name}/api/kernels/{kernel}", timeout=60)
             learner.stage = "done"
         except BaseException as err:  # noqa: BLE001
             learner.fail(stage, err)
 
-    async def _execute(self, learner: Learner, kernel: str, cells: list[str]) -> int:
-        """Run `cells` in the kernel over its websocket; return the kernel's ru_maxrss in kB."""
+    async def _execute(self, learner: Learner, kernel: str, cells: list[str]) -> tuple[int, float]:
+        """Run `cells` in the kernel over its websocket; return its ru_maxrss (kB) and CPU seconds."""
         from tornado.httpclient import HTTPRequest
         from tornado.websocket import websocket_connect
 
@@ -505,10 +506,12 @@ class Classroom:
                                                   "user_expressions": {}, "allow_stdin": False,
                                                   "stop_on_error": True}, f"code cell {i + 1}")
             _, out = await request("execute_request", {
-                "code": "import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)",
+                "code": "import resource; _r = resource.getrusage(resource.RUSAGE_SELF); "
+                        "print(_r.ru_maxrss, _r.ru_utime + _r.ru_stime)",
                 "silent": False, "store_history": False, "user_expressions": {}, "allow_stdin": False,
                 "stop_on_error": True}, "peak memory")
-            return int(out.split()[-1])
+            peak_kb, cpu_s = out.split()[-2:]
+            return int(peak_kb), float(cpu_s)
         finally:
             conn.close()
 
@@ -547,6 +550,7 @@ class Classroom:
             "pull_s": summary([lr.pull_s for lr in self.learners]),
             "lesson_s": summary([lr.lesson_s for lr in self.learners]),
             "kernel_peak_mb": summary([lr.kernel_peak_mb for lr in self.learners]),
+            "kernel_cpu_s": summary([lr.kernel_cpu_s for lr in self.learners]),
             "learner_peak_mb": summary([lr.learner_peak_mb or None for lr in self.learners]),
             "machine_memory_used_mb": max(0.0, self.start_available_mb - self.min_available_mb),
             "per_learner": [{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(lr).items()}
@@ -624,15 +628,16 @@ def format_report(rep: dict) -> str:
         row("time to a ready server", "ready_s", "s"),
         row("pull with nbgitpuller", "pull_s", "s"),
         row("lesson run (all cells)", "lesson_s", "s"),
+        row("kernel CPU time (user+system)", "kernel_cpu_s", "s"),
         row("kernel peak memory (ru_maxrss)", "kernel_peak_mb", "MB"),
         row("learner peak memory (server+kernel)", "learner_peak_mb", "MB"),
         f"  machine memory in use at the peak, above the start: {rep['machine_memory_used_mb']:.0f} MB",
         f"  wall time {rep['wall_s']:.1f} s; failures: {rep['failures']} of {rep['learners']}",
-        "  per learner: name, ready s, pull s, lesson s, kernel MB, learner MB, error",
+        "  per learner: name, ready s, pull s, lesson s, kernel CPU s, kernel MB, learner MB, error",
     ]
     for lr in rep["per_learner"]:
         fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
-        lines.append(f"    {lr['name']:<14} {fmt(lr['ready_s']):>6} {fmt(lr['pull_s']):>6} {fmt(lr['lesson_s']):>6} "
+        lines.append(f"    {lr['name']:<14} {fmt(lr['ready_s']):>6} {fmt(lr['pull_s']):>6} {fmt(lr['lesson_s']):>6} {fmt(lr['kernel_cpu_s']):>6} "
                      f"{fmt(lr['kernel_peak_mb']):>7} {fmt(lr['learner_peak_mb']):>7}  {lr['error'] or ''}")
     return "\n".join(lines)
 
@@ -654,7 +659,8 @@ def main(argv: list[str] | None = None) -> int:
         print("The load test needs `make classroom-setup` first. Missing:\n  " + "\n  ".join(missing), file=sys.stderr)
         return 2
 
-    def on_term(signum, frame):  # turn SIGTERM into an exception, so clean-up runs
+    def on_term(signum, frame):  # turn SIGTERM into an exception, so clean-up runs (once)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, on_term)

@@ -309,7 +309,7 @@ class Classroom:
             self.hub = subprocess.Popen([sys.executable, "-m", "jupyterhub", "-f", str(config_file)],
                                         cwd=self.workdir, stdout=out, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, env=hub_env, start_new_session=True)
-        self.api = requests.Session()
+        self.api = new_session()
         self.api.headers["Authorization"] = f"token {self.token}"
         while True:
             if self.hub.poll() is not None:
@@ -382,7 +382,7 @@ class Classroom:
             learner.ready_s = time.monotonic() - t0
 
             stage = "login"
-            browser = requests.Session()
+            browser = new_session()
             browser.get(f"{self.base}/hub/login", timeout=self._left()).raise_for_status()
             r = browser.post(f"{self.base}/hub/login", timeout=self._left(), allow_redirects=False,
                              data={"username": learner.name, "password": self.password,
@@ -605,6 +605,17 @@ class Classroom:
                 self.created_users.remove(name)
             else:
                 self.log(f"[classroom] could not delete user {name}: {done.stderr.strip()}")
+
+
+def new_session():
+    """A requests session that opens a new connection per request. The proxy (node) closes
+    an idle kept-alive connection after 5 s; a request sent on it at that moment fails with
+    "connection reset", where a browser would quietly retry. Loopback connections are cheap."""
+    import requests
+
+    session = requests.Session()
+    session.headers["Connection"] = "close"
+    return session
 
 
 def run(cmd: list[str]) -> None:

@@ -190,7 +190,9 @@ def evaluate(model: nn.Module, task, *, n_sequences: int = 512, batch_size: int 
     """Accuracy of `model` on `n_sequences` fresh sequences of `task` (held out by `seed`).
 
     Extra keyword arguments go to `task.sample`, e.g. `n_sentences=16` to test a
-    `WhoDidWhatTask` model on sequences twice as long as it was trained on.
+    `WhoDidWhatTask` model on sequences twice as long as it was trained on. A task whose
+    batches are `Seq2SeqBatch`es (`ReversalTask`) is scored with teacher forcing:
+    `model(source, target_in)` against `target`, as in `train`.
 
     Returns:
         The fraction of asked positions answered right (a float), or with

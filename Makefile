@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: lab test setup bench bench-widgets bench-notebooks bench-pretrained bench-head-viewer bench-inference html clean classroom-setup classroom-test
+.PHONY: lab test setup bench bench-widgets bench-notebooks bench-pretrained bench-head-viewer bench-inference bench-scaling html clean classroom-setup classroom-test
 
 # JupyterLab refuses to run as root ("Running as root is not recommended. Use --allow-root
 # to bypass."), yet root is who runs a container, a classroom VM or a cloud notebook box:
@@ -47,6 +47,9 @@ bench-head-viewer: $(STAMP)
 
 bench-inference: $(STAMP)
 	$(BIN)/python benchmarks/bench_inference.py
+
+bench-scaling: $(STAMP)
+	$(BIN)/python benchmarks/bench_scaling.py
 
 html: $(STAMP)
 	$(BIN)/python tools/export_html.py

@@ -301,3 +301,71 @@ def test_load_test_cleans_up_when_stopped_midway(tmp_path):
     assert classroom_dirs() == dirs_before
     for folder in folders:
         assert not processes_under(str(folder)), f"processes left in {folder}"
+
+
+# ---------------------------------------------------------------------------------------
+# The hub's system-wide JupyterLab settings (docs/classroom.md, section 1).
+
+def test_hub_overrides_are_binders_settings_and_valid():
+    """classroom/overrides.json holds what binder/postBuild writes into one HOME, in the
+    form JupyterLab reads for every user, and each value passes the plugin's schema."""
+    import jsonschema
+    from browser_util import LAB_SETTINGS
+    from test_binder import lab_schema
+
+    overrides = json.loads((ROOT / "classroom/overrides.json").read_text())
+    as_user_settings = {key.replace(":", "/"): values for key, values in overrides.items()}
+    assert as_user_settings == {k: v for k, v in LAB_SETTINGS.items() if k != "@jupyterlab/notebook-extension/tracker"}
+    for name, values in as_user_settings.items():
+        jsonschema.validate(values, lab_schema(name))
+
+
+@pytest.mark.slow
+def test_jupyterlab_applies_the_hub_overrides(tmp_path):
+    """A JupyterLab whose settings folder holds classroom/overrides.json (as the docs put it
+    in the hub's environment) serves saveState = true to a user who set nothing."""
+    import requests
+    from browser_util import free_port
+
+    app_settings = tmp_path / "app-settings"
+    app_settings.mkdir()
+    shutil.copy(ROOT / "classroom/overrides.json", app_settings / "overrides.json")
+    home = tmp_path / "home"
+    home.mkdir()
+    port, token = free_port(), "classroom-test"
+    env = {**os.environ, "HOME": str(home), "JUPYTER_CONFIG_DIR": str(home / ".jupyter"),
+           "JUPYTER_DATA_DIR": str(home / "data"), "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+           "JUPYTERLAB_SETTINGS_DIR": str(home / "user-settings"), "JUPYTERLAB_WORKSPACES_DIR": str(home / "ws")}
+    lab = subprocess.Popen([str(Path(sys.executable).parent / "jupyter"), "lab", "--no-browser", "--ip=127.0.0.1",
+                            f"--port={port}", f"--IdentityProvider.token={token}", "--allow-root",
+                            f"--LabApp.app_settings_dir={app_settings}", f"--ServerApp.root_dir={tmp_path}"],
+                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}/lab/api/settings/@jupyter-widgets/jupyterlab-manager:plugin"
+        deadline, answer = time.monotonic() + 120, None
+        while time.monotonic() < deadline and lab.poll() is None:
+            try:
+                answer = requests.get(url, params={"token": token}, timeout=10)
+                if answer.status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.5)
+        assert answer is not None and answer.status_code == 200, "JupyterLab did not answer"
+        settings = answer.json()
+        assert "saveState" not in settings["raw"]  # the user set nothing ...
+        # ... and the server hands JupyterLab the override as the setting's default (the
+        # plugin's own default is False: tests/test_binder.py)
+        assert settings["schema"]["properties"]["saveState"]["default"] is True
+        news = requests.get(url.replace("@jupyter-widgets/jupyterlab-manager:plugin",
+                                        "@jupyterlab/apputils-extension:notification"),
+                            params={"token": token}, timeout=30).json()
+        assert news["schema"]["properties"]["fetchNews"]["default"] == "false"
+        assert news["schema"]["properties"]["checkForUpdates"]["default"] is False
+    finally:
+        os.killpg(lab.pid, signal.SIGTERM)
+        try:
+            lab.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(lab.pid, signal.SIGKILL)
+            lab.wait()

@@ -74,6 +74,8 @@ def is_bool(x) -> bool:
 
 def check_positive_int(value, name: str) -> int:
     """Return `value` as an int, or raise if it is not a whole number >= 1."""
+    if type(value) is int and value >= 1:  # the common case, without the slower abstract-class check below
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be a whole number >= 1, got {value!r} ({type(value).__name__})")
     if value < 1:

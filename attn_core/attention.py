@@ -14,6 +14,7 @@ import torch
 import numbers
 
 from ._arrays import (
+    _is_float_dtype,
     array_namespace,
     as_like,
     check_array,
@@ -61,7 +62,7 @@ def softmax(x, axis: int = -1):
     """
     check_array(x, "x")
     check_floating(x, "x")
-    if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+    if type(axis) is not int and (isinstance(axis, bool) or not isinstance(axis, numbers.Integral)):
         raise TypeError(f"axis must be an int, got {axis!r} ({type(axis).__name__})")
     if not -x.ndim <= axis < x.ndim:
         raise ValueError(f"axis={axis} is out of range for x of shape {fmt_shape(x.shape)} ({x.ndim} axes)")
@@ -76,6 +77,10 @@ def softmax(x, axis: int = -1):
 
 
 def _check_qkv(q, k, v) -> None:
+    if (type(q) is type(k) is type(v) and is_array(q) and q.ndim >= 2 and k.ndim >= 2 and v.ndim >= 2
+            and q.dtype == k.dtype == v.dtype and _is_float_dtype(q.dtype) and q.shape[:-2] == k.shape[:-2] == v.shape[:-2]
+            and 0 < q.shape[-1] == k.shape[-1] and k.shape[-2] == v.shape[-2]):
+        return  # the common case in a few comparisons; otherwise the checks below name what is wrong
     for name, x, legend in (("q", q, "(..., T, d_k)"), ("k", k, "(..., S, d_k)"), ("v", v, "(..., S, d_v)")):
         check_array(x, name, min_ndim=2, expected=legend)
     if len({is_torch_array(q), is_torch_array(k), is_torch_array(v)}) > 1:
@@ -119,6 +124,8 @@ def _check_qkv(q, k, v) -> None:
 
 
 def _check_broadcast(x, name: str, target: tuple[int, ...], what: str) -> None:
+    if tuple(x.shape) == target[len(target) - x.ndim:]:
+        return  # the same shape as the scores' last axes (e.g. a (T, S) mask)
     try:
         ok = np.broadcast_shapes(tuple(x.shape), target) == target
     except ValueError:
@@ -181,27 +188,30 @@ def scaled_dot_product_attention(q, k, v, mask=None, bias=None, scale=None):
         weights and a zero output (PyTorch's convention), not `nan`.
     """
     _check_qkv(q, k, v)
-    xp = array_namespace(q)
-    T, S, d_k = q.shape[-2], k.shape[-2], q.shape[-1]
+    d_k = q.shape[-1]
     scale = 1.0 / math.sqrt(d_k) if scale is None else check_finite(scale, "scale")  # a Python float: keeps q's dtype
 
     scores = (q * scale) @ k.mT  # (..., T, d_k) x (..., d_k, S) -> (..., T, S); scaling q is cheaper than scaling the scores
-    target = tuple(scores.shape)
-    _check_mask_and_bias(mask, bias, target)
-    if mask is not None:
-        scores = scores + mask_to_bias(as_like(mask, q), dtype=scores.dtype)
-    if bias is not None:
-        scores = scores + as_like(bias, scores)
-
     if mask is None and bias is None:
         weights = softmax(scores, axis=-1)  # (..., T, S)
     else:
-        # A row with every key masked would be softmax(-inf, ..., -inf) = nan. Give it
-        # finite scores for the softmax, then zero every masked weight: such a query
-        # attends to nothing and its output is 0 (and its gradient stays finite).
-        blocked = scores == -math.inf
-        dead = xp.all(blocked, axis=-1, keepdims=True)  # (..., T, 1)
-        weights = softmax(xp.where(dead, xp.zeros_like(scores), scores), axis=-1)
-        weights = xp.where(blocked, xp.zeros_like(weights), weights)  # (..., T, S)
+        _check_mask_and_bias(mask, bias, tuple(scores.shape))
+        added = 0.0  # log mask + bias, kept in the (often much smaller) shape they broadcast from, e.g. (T, S)
+        if mask is not None:
+            added = added + mask_to_bias(as_like(mask, q), dtype=scores.dtype)
+        if bias is not None:
+            added = added + as_like(bias, scores)
+        scores = scores + added  # (..., T, S)
+        # A masked key gets weight exp(-inf) = 0. A query whose keys are all masked would
+        # get softmax(-inf, ..., -inf) = nan: give its row finite scores for the softmax,
+        # then zero it, so it attends to nothing, its output is 0 and its gradient stays finite.
+        blocked = added == -math.inf  # in the shape of `added`
+        dead = blocked.all(axis=-1, keepdims=True) if blocked.ndim else blocked  # (..., T, 1): nothing left to attend to
+        if not dead.any():
+            weights = softmax(scores, axis=-1)  # (..., T, S)
+        else:
+            xp = array_namespace(scores)
+            weights = softmax(xp.where(dead, 0.0, scores), axis=-1)  # (..., T, S)
+            weights = xp.where(dead, 0.0, weights)  # (..., T, S)
     out = weights @ v  # (..., T, S) x (..., S, d_v) -> (..., T, d_v)
     return out, weights

@@ -130,7 +130,7 @@ def mask_to_bias(mask, dtype=None):
         dtype = torch.float32 if isinstance(mask, torch.Tensor) else np.float64
     dtype = check_float_dtype(dtype, "dtype", like="torch" if isinstance(mask, torch.Tensor) else "numpy")
     zeros = xp.zeros(mask.shape, dtype=dtype, device=getattr(mask, "device", None))
-    return xp.where(mask, zeros, xp.full_like(zeros, -math.inf))
+    return xp.where(mask, zeros, -math.inf)
 
 
 def sliding_window_mask(T: int, window: int, S: int | None = None, *, causal: bool = True, device=None):

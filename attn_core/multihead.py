@@ -227,17 +227,26 @@ class MultiHeadAttention(nn.Module):
                 f"from the query. A cache belongs to one layer and one batch of sequences"
             )
 
-    def _check_input(self, x, name: str) -> None:
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"{name} must be a torch tensor of shape (B, T, d_model={self.d_model}), got {type(x).__name__}")
-        if x.ndim != 3 or x.shape[-1] != self.d_model:
-            raise ValueError(f"{name} must have shape (B, T, d_model={self.d_model}), got shape {fmt_shape(x.shape)}")
+    def _check_inputs(self, query, key, value) -> None:
+        """query (B, T, d_model), key and value (B, S, d_model), torch tensors in the weights' dtype."""
         weight_dtype = self.w_q.weight.dtype
-        if x.dtype != weight_dtype:
-            raise TypeError(
-                f"{name} has dtype {x.dtype} but the module's weights are {weight_dtype}: convert the input with "
-                f"{name}.float() (float32) or {name}.double() (float64) to match, or the module with .float() / "
-                f".double() (torch.from_numpy keeps numpy's float64, while torch makes float32 by default)"
+        for name, x in (("query", query), ("key", key), ("value", value)):
+            if name != "query" and x is query:
+                continue  # self-attention: the same tensor, checked once
+            if not isinstance(x, torch.Tensor):
+                raise TypeError(f"{name} must be a torch tensor of shape (B, T, d_model={self.d_model}), got {type(x).__name__}")
+            if x.ndim != 3 or x.shape[-1] != self.d_model:
+                raise ValueError(f"{name} must have shape (B, T, d_model={self.d_model}), got shape {fmt_shape(x.shape)}")
+            if x.dtype != weight_dtype:
+                raise TypeError(
+                    f"{name} has dtype {x.dtype} but the module's weights are {weight_dtype}: convert the input with "
+                    f"{name}.float() (float32) or {name}.double() (float64) to match, or the module with .float() / "
+                    f".double() (torch.from_numpy keeps numpy's float64, while torch makes float32 by default)"
+                )
+        if (key is not query or value is not query) and (key.shape[:2] != value.shape[:2] or key.shape[0] != query.shape[0]):
+            raise ValueError(
+                f"query (B, T, d_model), key and value (B, S, d_model) must share B, and key and value S: got "
+                f"query {fmt_shape(query.shape)}, key {fmt_shape(key.shape)}, value {fmt_shape(value.shape)}"
             )
 
     def _heads_layout(self, m, name: str, B: int, T: int, S: int):
@@ -256,7 +265,7 @@ class MultiHeadAttention(nn.Module):
         )
         target = {2: (T, S), 3: (B, T, S), 4: (B, H, T, S)}.get(m.ndim)
         try:
-            ok = target is not None and np.broadcast_shapes(tuple(m.shape), target) == target
+            ok = target is not None and (tuple(m.shape) == target or np.broadcast_shapes(tuple(m.shape), target) == target)
         except ValueError:
             ok = False
         if not ok:
@@ -289,18 +298,12 @@ class MultiHeadAttention(nn.Module):
                              "the new keys take the queries' positions")
         key = query if key is None else key
         value = key if value is None else value
-        for name, x in (("query", query), ("key", key), ("value", value)):
-            self._check_input(x, name)
-        if key.shape[:2] != value.shape[:2] or key.shape[0] != query.shape[0]:
-            raise ValueError(
-                f"query (B, T, d_model), key and value (B, S, d_model) must share B, and key and value S: got "
-                f"query {fmt_shape(query.shape)}, key {fmt_shape(key.shape)}, value {fmt_shape(value.shape)}"
-            )
+        self._check_inputs(query, key, value)
         B, T, S = query.shape[0], query.shape[1], key.shape[1]
         if cache is not None:
             self._check_cache(cache, B)
             S = cache.length + T
-        if not self.rope:
+        if not self.rope and (positions is not None or key_positions is not None):
             for name, p in (("positions", positions), ("key_positions", key_positions)):
                 if p is not None:
                     raise ValueError(

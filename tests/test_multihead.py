@@ -188,3 +188,17 @@ def test_module_and_inputs_in_float64():
     x = torch.randn(2, 3, 8, dtype=torch.float64)
     out, w = mha(x, positions=torch.arange(3))
     assert out.dtype == w.dtype == torch.float64
+
+
+def test_self_attention_input_is_checked_once_but_a_different_value_still_is():
+    """`_check_inputs` skips key and value when they are the query itself (self-attention), and only then."""
+    layer = MultiHeadAttention(8, 2)
+    x = torch.randn(1, 3, 8)
+    out, weights = layer(x)
+    assert out.shape == (1, 3, 8) and weights.shape == (1, 2, 3, 3)
+    with pytest.raises(ValueError, match="must share B, and key and value S"):
+        layer(x, value=torch.randn(1, 4, 8))  # key defaults to the query, the value has S = 4
+    with pytest.raises(TypeError, match="value has dtype torch.float64"):
+        layer(x, value=x.double())
+    with pytest.raises(ValueError, match=r"key must have shape \(B, T, d_model=8\)"):
+        layer(x, torch.randn(1, 3, 7))

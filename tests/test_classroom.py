@@ -192,6 +192,9 @@ def test_learner_facing_paths_listed_in_classroom_doc_exist():
     assert "notebooks/00_start_here.ipynb" in paths and len(paths) >= 10
     missing = [p for p in paths if not (ROOT / p).exists()]
     assert not missing, f"learner-facing paths gone (renamed?): {missing}; see 'Keeping the layout stable' in docs/classroom.md"
+    unlisted = sorted(str(nb.relative_to(ROOT)) for nb in (ROOT / "notebooks").glob("*.ipynb")
+                      if str(nb.relative_to(ROOT)) not in paths)
+    assert not unlisted, f"notebooks missing from docs/classroom.md's learner-facing paths: {unlisted}"
 
 
 # ---------------------------------------------------------------------------------------

@@ -256,3 +256,44 @@ def test_cached_pixels_equal_a_fresh_drawing():
         a = np.asarray(Image.open(io.BytesIO(ex.view.value)))
         b = np.asarray(Image.open(io.BytesIO(again.view.value)))
         assert a.shape == b.shape and (a != b).any(axis=-1).mean() < 1e-3, make.__name__
+
+
+def _backdrop(fig):
+    from attn_core.widgets.inference import _Backdrop
+
+    return next(a for a in fig.artists if isinstance(a, _Backdrop))
+
+
+@pytest.mark.parametrize("make", [gqa_explorer, online_softmax_explorer])
+def test_saved_pixels_draw_what_a_plain_draw_draws(make):
+    """The fast path (static parts pasted as saved pixels, labels from their cache) gives the
+    picture of a normal full draw; static artists stay visible to matplotlib, so Jupyter's
+    inline display (`bbox_inches="tight"`) measures and crops the whole figure."""
+    import io
+
+    from IPython.core.pylabtools import print_figure
+    from PIL import Image
+
+    from attn_core.viz import figure_to_png
+    from attn_core.widgets.inference import _CachedText
+
+    def pixels(png):
+        return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+
+    ex = make()
+    fig = ex.figure()
+    backdrop = _backdrop(fig)
+    for artist in backdrop.static:  # visible outside a draw: tight layouts see them
+        assert artist.axison if hasattr(artist, "axison") else artist.get_visible()
+    fast, fast_inline = figure_to_png(fig), print_figure(fig, "png", bbox_inches="tight")
+    backdrop.regions.clear()  # no saved pixels: every artist is drawn
+    for text in [*fig.artists, *(t for ax in fig.axes for t in ax.texts)]:
+        if isinstance(text, _CachedText):
+            text._pixels.clear()
+    plain, plain_inline = figure_to_png(fig), print_figure(fig, "png", bbox_inches="tight")
+    for a, b in ((fast, plain), (fast_inline, plain_inline)):
+        a, b = pixels(a), pixels(b)
+        assert a.shape == b.shape
+        assert (np.abs(a - b).max(axis=-1) > 8).mean() < 1e-3
+    width = pixels(fast_inline).shape[1]
+    assert width > 0.9 * pixels(fast).shape[1]  # the inline crop kept the axis labels

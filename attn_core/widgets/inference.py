@@ -38,22 +38,44 @@ class _Backdrop(Artist):
     (text is the slow part of a redraw, 2-3 ms per label on this course's machine) and
     restored as pixels; only the artists that change are drawn again. `ensure(key)`,
     called by `render` (outside any draw), captures a bitmap per `key` (e.g. per y-range)
-    and per savefig resolution.
+    and per savefig resolution. The static artists stay visible as far as matplotlib
+    knows (so `bbox_inches="tight"` measures them); they are skipped only while a draw
+    onto a canvas of the captured size pastes them. A draw onto another size (e.g.
+    Jupyter's inline display, which crops) draws everything normally.
     """
 
     def __init__(self, fig, static, dynamic):
         super().__init__()
         self.set_zorder(-1000)
         self.fig, self.static, self.dynamic = fig, list(static), list(dynamic)
-        self.regions = {}
+        self.regions, self.sizes = {}, {}
         self.key = None
         fig.add_artist(self)
-        self._show(self.static, False)
+        figure_draw = fig.draw
+
+        def draw_figure(renderer):  # the figure's own draw, with the static parts pasted where they fit
+            if not self.fits(renderer):
+                visible = self.get_visible()
+                self.set_visible(False)
+                try:
+                    return figure_draw(renderer)
+                finally:
+                    self.set_visible(visible)
+            self._show(self.static, False)
+            try:
+                return figure_draw(renderer)
+            finally:
+                self._show(self.static, True)
+
+        fig.draw = draw_figure
+
+    def fits(self, renderer) -> bool:
+        """Whether saved pixels exist for the current key and match `renderer`'s size (the same layout)."""
+        return self.key in self.regions and self.sizes[self.key] == (renderer.width, renderer.height)
 
     def draw(self, renderer):
-        region = self.regions.get(self.key)
-        if self.get_visible() and region is not None:
-            renderer.restore_region(region)
+        if self.get_visible() and self.fits(renderer):
+            renderer.restore_region(self.regions[self.key])
 
     def ensure(self, key, prepare=None) -> None:
         """Make `key` current, capturing its static pixels first if needed (`prepare()` sets them up)."""
@@ -67,14 +89,14 @@ class _Backdrop(Artist):
         if prepare is not None:
             prepare()
         canvas = self.fig.canvas if isinstance(self.fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(self.fig)
-        self._show(self.static, True)
         self._show(self.dynamic, False)
-        self.set_visible(False)
-        canvas.draw()
-        self.regions[self.key] = canvas.copy_from_bbox(self.fig.bbox)
-        self._show(self.static, False)
-        self._show(self.dynamic, True)
-        self.set_visible(True)
+        try:
+            canvas.draw()  # not captured yet, so a normal draw: the static parts alone
+        finally:
+            self._show(self.dynamic, True)
+        renderer = canvas.get_renderer()
+        self.regions[self.key] = renderer.copy_from_bbox(self.fig.bbox)
+        self.sizes[self.key] = (renderer.width, renderer.height)
 
     @staticmethod
     def _show(artists, on: bool) -> None:
@@ -99,7 +121,8 @@ class _CachedText(Text):
     def draw(self, renderer):
         if not self.get_visible() or not self.get_text():
             return
-        key = (renderer.width, renderer.height, renderer.dpi, self.get_text(), tuple(self.get_position()))
+        place = tuple(self.get_transform().transform(self.get_position()))  # in pixels: moves if the canvas does
+        key = (renderer.width, renderer.height, renderer.dpi, self.get_text(), place)
         region = self._pixels.get(key)
         if region is not None:
             renderer.restore_region(region)

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_attention.py            # full table (about a minute)
     python benchmarks/bench_attention.py --quick    # fewer repeats
+    python benchmarks/bench_attention.py --threads 1   # one torch thread
 
 Prints median milliseconds and ratios (ours / PyTorch; below 1.0 means faster):
 - `MultiHeadAttention` vs `torch.nn.MultiheadAttention`, both returning per-head weights
@@ -34,7 +35,11 @@ SIZES = [  # (B, T, d_model, n_heads)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice); "
+                        "1 on a busy machine, where 2 threads wait on each other")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     repeats = 5 if args.quick else 15
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, forward under no_grad\n")

@@ -31,7 +31,7 @@ def texts(ex) -> str:
 
     found = [t.get_text() for t in [*fig.texts, *fig.artists] if isinstance(t, Text) and t.get_visible()]
     for ax in fig.axes:
-        found += [t.get_text() for t in ax.texts if t.get_visible()]
+        found += [t.get_text() for t in [*ax.texts, *ax.artists] if isinstance(t, Text) and t.get_visible()]
     return " | ".join(found)
 
 
@@ -287,7 +287,7 @@ def test_saved_pixels_draw_what_a_plain_draw_draws(make):
         assert artist.axison if hasattr(artist, "axison") else artist.get_visible()
     fast, fast_inline = figure_to_png(fig), print_figure(fig, "png", bbox_inches="tight")
     backdrop.regions.clear()  # no saved pixels: every artist is drawn
-    for text in [*fig.artists, *(t for ax in fig.axes for t in ax.texts)]:
+    for text in [*fig.artists, *(t for ax in fig.axes for t in [*ax.texts, *ax.artists])]:
         if isinstance(text, _CachedText):
             text._pixels.clear()
     plain, plain_inline = figure_to_png(fig), print_figure(fig, "png", bbox_inches="tight")

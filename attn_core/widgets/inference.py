@@ -138,10 +138,7 @@ def _text(parent, x, y, s="", **kwargs) -> _CachedText:
     """A `_CachedText` in `parent`'s coordinates (an Axes: data; a Figure: 0..1)."""
     text = _CachedText(x, y, s, transform=parent.transData if isinstance(parent, Axes) else parent.transFigure,
                        **kwargs)
-    if isinstance(parent, Axes):
-        parent._add_text(text)
-    else:
-        parent.add_artist(text)
+    parent.add_artist(text)
     return text
 
 

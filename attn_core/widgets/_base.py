@@ -8,7 +8,19 @@ import ipywidgets as W
 
 from ..viz import figure_to_png
 
-__all__ = ["Explorer"]
+__all__ = ["Explorer", "restrict_options"]
+
+
+def restrict_options(control: W.Widget, choices) -> None:
+    """Offer only `choices` in a dropdown, keeping its value if it is still offered, else the nearest one.
+
+    Used in `before_render` for controls that depend on others (heads that divide
+    `d_model`, key/value heads that divide `n_heads`), so no broken combination is offered.
+    """
+    current = control.value
+    keep = current if current in choices else min(choices, key=lambda c: (abs(c - current), c))
+    control.options = choices  # ipywidgets resets the value to the first option here ...
+    control.value = keep  # ... so put the kept (or nearest valid) value back
 
 
 class Explorer(W.VBox):

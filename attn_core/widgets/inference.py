@@ -26,7 +26,7 @@ from matplotlib.text import Text
 from .._arrays import check_positive_int
 from ..kv_cache import kv_cache_bytes
 from ..viz import CMAP, new_figure
-from ._base import Explorer
+from ._base import Explorer, restrict_options
 
 __all__ = ["gqa_explorer", "online_softmax_explorer"]
 
@@ -224,11 +224,7 @@ def gqa_explorer(n_heads: int = 8, n_kv_heads: int = 2, T: int = 4096) -> Explor
     def before_render(changed: str, controls: dict) -> None:
         if changed != "n_heads":
             return
-        kv = controls["n_kv_heads"]
-        current, choices = kv.value, kv_head_choices(controls["n_heads"].value)
-        keep = current if current in choices else min(choices, key=lambda h: (abs(h - current), h))
-        kv.options = choices  # resets the value to the first option ...
-        kv.value = keep  # ... so put the kept (or nearest) count back
+        restrict_options(controls["n_kv_heads"], kv_head_choices(controls["n_heads"].value))
 
     # one figure, artists updated in place; data units are pixels, y pointing down
     width, height = 640, 330

@@ -20,7 +20,7 @@ from .._arrays import check_positive_int
 from ..attention import scaled_dot_product_attention
 from ..multihead import split_heads
 from ..viz import CMAP, new_figure
-from ._base import Explorer
+from ._base import Explorer, restrict_options
 
 __all__ = ["multihead_explorer"]
 
@@ -210,11 +210,7 @@ def multihead_explorer(d_model: int = 48, n_heads: int = 4, seed: int = 0, query
     def before_render(changed: str, controls: dict) -> None:
         if changed != "d_model":
             return
-        heads = controls["n_heads"]
-        current, choices = heads.value, head_choices(controls["d_model"].value)
-        keep = current if current in choices else min(choices, key=lambda h: (abs(h - current), h))
-        heads.options = choices  # ipywidgets resets the value to the first option here ...
-        heads.value = keep  # ... so put the kept (or nearest valid) head count back
+        restrict_options(controls["n_heads"], head_choices(controls["d_model"].value))
 
     return Explorer(controls, render_heads, before_render=before_render,
                     caption="Multi-head attention: d_model is split into n_heads heads of d_head = d_model / n_heads")

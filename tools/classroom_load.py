@@ -466,7 +466,10 @@ class Classroom:
 
         url = f"ws://127.0.0.1:{self.port}/user/{learner.name}/api/kernels/{kernel}/channels?session_id={uuid.uuid4().hex}"
         conn = await asyncio.wait_for(websocket_connect(
-            HTTPRequest(url, headers={"Authorization": f"token {self.token}"}), max_message_size=512 * 2**20),
+            # tornado's default 20 s connect/request timeouts are shorter than a kernel's start on a busy
+            # machine (the server answers the upgrade once the kernel replies): wait like a browser does
+            HTTPRequest(url, headers={"Authorization": f"token {self.token}"},
+                        connect_timeout=self._left(), request_timeout=self._left()), max_message_size=512 * 2**20),
             timeout=self._left())
         session = uuid.uuid4().hex
         try:

@@ -23,14 +23,18 @@ def setup(seed: int = 0) -> None:
     """Seed every random source and set print options for short, stable outputs.
 
     Seeds Python's `random`, numpy's legacy global generator and torch; prints 4 decimals
-    without scientific notation; uses colour-blind-safe `viridis` as the default map.
+    without scientific notation; uses colour-blind-safe `viridis` as the default map; gives
+    figures and axes an opaque white background (a transparent one, as matplotlib-inline
+    may save, puts black text on JupyterLab's dark page).
     """
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
     np.set_printoptions(precision=4, suppress=True, linewidth=100)
     torch.set_printoptions(precision=4, sci_mode=False, linewidth=100)
-    matplotlib.rcParams.update({"image.cmap": "viridis", "figure.dpi": 80, "savefig.dpi": 80, "font.size": 10})
+    matplotlib.rcParams.update({"image.cmap": "viridis", "figure.dpi": 80, "savefig.dpi": 80, "font.size": 10,
+                                "figure.facecolor": "white", "savefig.facecolor": "white",
+                                "axes.facecolor": "white", "savefig.transparent": False})
 
 
 def show_source(obj):

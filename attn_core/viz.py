@@ -3,8 +3,9 @@ heatmaps and a BertViz-style "lines between tokens" view, all plain matplotlib (
 JavaScript, nothing fetched), with colour-blind-safe colour maps and labelled axes.
 
 Each plot function draws into `ax` (or `fig`) when given one and otherwise makes a new
-pyplot figure, so a lesson can call it and end the cell with `plt.show()`. Widgets draw
-into pyplot-free `new_figure()`s and turn them into PNG bytes with `figure_to_png`.
+pyplot figure, so a lesson can call it and end the cell with `plt.show()`. Explorers draw
+into one pyplot-free `explorer_figure()` each (rendered for a device pixel ratio of 2,
+opaque white) and turn it into PNG bytes with `figure_to_png`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from matplotlib.figure import Figure
 __all__ = [
     "to_numpy",
     "new_figure",
+    "explorer_figure",
     "figure_to_png",
     "attention_heatmap",
     "head_grid",
@@ -26,6 +28,12 @@ __all__ = [
     "attention_lines",
 ]
 
+CSS_DPI = 80
+"""Dots per inch of one CSS pixel in the explorers: a figure of `w` inches is shown `80 * w` px wide."""
+DEVICE_PIXEL_RATIO = 2
+"""Explorer pictures carry 2 image pixels per CSS pixel, sharp on high-DPI screens."""
+EXPLORER_MAX_FIGSIZE = (8.0, 6.0)
+"""The largest explorer picture, in inches: 640 x 480 CSS px, so that controls beside it fit a 1366 x 768 screen."""
 CMAP = "viridis"  # perceptually uniform and readable with the common colour-vision deficiencies
 DIVERGING = "PuOr"  # for signed values (encodings): purple / orange, colour-blind safe
 
@@ -46,14 +54,56 @@ def new_figure(figsize=(5, 4), dpi: int = 80, layout=None) -> Figure:
     return Figure(figsize=figsize, dpi=dpi, layout=layout)
 
 
-def figure_to_png(fig: Figure) -> bytes:
+def explorer_figure(figsize=(6, 4)) -> Figure:
+    """The Figure of an explorer: `figsize` inches at `2 * 80` dpi, on an opaque white background.
+
+    Saved by `figure_to_png` at its own resolution, its PNG has `160 * figsize` pixels and is
+    shown at its natural CSS size, `80 * figsize` px (2 image pixels per CSS pixel: sharp on
+    high-DPI screens, never stretched). White figure background (not matplotlib-inline's
+    transparent one): readable under JupyterLab's dark theme. Axes added to it get a white
+    background too. No layout engine: set margins with `fig.subplots_adjust`.
+
+    Args:
+        figsize: `(width, height)` in inches, at most `EXPLORER_MAX_FIGSIZE` (8 x 6: 640 x 480 CSS px).
+    """
+    try:
+        width, height = (float(v) for v in figsize)
+    except (TypeError, ValueError):
+        raise TypeError(f"figsize must be (width, height) in inches, got {figsize!r}") from None
+    max_w, max_h = EXPLORER_MAX_FIGSIZE
+    if not (0 < width <= max_w and 0 < height <= max_h):
+        raise ValueError(f"figsize must be at most {max_w:g} x {max_h:g} inches ({int(max_w * CSS_DPI)} x "
+                         f"{int(max_h * CSS_DPI)} CSS px) and positive, got {width:g} x {height:g}")
+    fig = _ExplorerFigure(figsize=(width, height), dpi=DEVICE_PIXEL_RATIO * CSS_DPI, facecolor="white",
+                          edgecolor="white")
+    return fig
+
+
+class _ExplorerFigure(Figure):
+    """A Figure whose new Axes are opaque white, whatever `axes.facecolor` says."""
+
+    def add_axes(self, *args, **kwargs):
+        kwargs.setdefault("facecolor", "white")
+        return super().add_axes(*args, **kwargs)
+
+    def add_subplot(self, *args, **kwargs):
+        kwargs.setdefault("facecolor", "white")
+        return super().add_subplot(*args, **kwargs)
+
+
+def figure_to_png(fig: Figure, dpi="figure") -> bytes:
     """Render `fig` to PNG bytes (what an `ipywidgets.Image` displays).
 
-    Light compression: the bytes travel once over the local kernel connection, and zlib's
-    default level costs a widget update more time than it saves.
+    Saved at the figure's own resolution by default (`dpi="figure"`: an `explorer_figure`
+    gives 2 image pixels per CSS pixel), with the figure's own background, never a
+    transparent one. The resolution is stored in the PNG (its `pHYs` chunk), which the
+    `Explorer` reads to show the picture at its natural size. Light compression: the bytes
+    travel once over the local kernel connection, and zlib's default level costs a widget
+    update more time than it saves.
     """
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", pil_kwargs={"compress_level": 1})
+    fig.savefig(buf, format="png", dpi=dpi, facecolor=fig.get_facecolor(), edgecolor=fig.get_edgecolor(),
+                transparent=False, pil_kwargs={"compress_level": 1})
     return buf.getvalue()
 
 

@@ -1,8 +1,13 @@
 """Every explorer, swept headless: every option of every control, then random combinations.
 
-Nothing may raise, and every change of a control's value must change the picture.
+Nothing may raise, and every change of a control's value must change the picture. Also the
+`Explorer` framework itself (issue 12): controls beside the picture, pictures rendered for
+a device pixel ratio of 2 and shown at their natural size, a text alternative that follows
+the picture, `snapshot()`, no work for unchanged values, opaque backgrounds.
 """
 
+import html
+import io
 import random
 
 import ipywidgets as W
@@ -44,12 +49,21 @@ def explorer_name(request):
     return request.param
 
 
+def descendants(widget):
+    """Every widget inside `widget` (children of boxes, recursively), `widget` included."""
+    found = [widget]
+    for child in getattr(widget, "children", ()):
+        found += descendants(child)
+    return found
+
+
 def test_explorer_interface(explorer_name):
     ex = EXPLORERS[explorer_name]()
     assert isinstance(ex, Explorer) and isinstance(ex, W.Widget)
     assert ex.controls and all(isinstance(c, W.ValueWidget) for c in ex.controls.values())
     assert isinstance(ex.view, W.Image) and ex.view.value[:8] == b"\x89PNG\r\n\x1a\n"
-    assert ex.view in ex.children and all(c in ex.children for c in ex.controls.values())
+    shown = descendants(ex)
+    assert ex.view in shown and ex.alt in shown and all(c in shown for c in ex.controls.values())
 
 
 def test_sweep_every_option_of_every_control(explorer_name):
@@ -88,3 +102,178 @@ def test_static_figure_of_default_state(explorer_name):
 
     ex = EXPLORERS[explorer_name]()
     assert isinstance(ex.figure(), matplotlib.figure.Figure)
+
+
+# --------------------------------------------------------------------------- the Explorer framework (issue 12)
+
+
+def png_pixels(png: bytes) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(bytes(png))).convert("RGBA"))
+
+
+def toy_explorer(**kwargs):
+    """A small explorer in the new style: one persistent figure, artists updated in place."""
+    from attn_core import viz
+
+    fig = viz.explorer_figure((4, 3))
+    ax = fig.add_subplot()
+    (line,) = ax.plot([0, 1], [0, 0])
+    ax.set_ylim(-1, 11)
+
+    def render(n, colour):
+        line.set_ydata([0, n])
+        line.set_color(colour)
+        return fig
+
+    controls = {"n": W.IntSlider(value=1, min=0, max=10, description="number of heads"),
+                "colour": W.Dropdown(options=["red", "blue"], value="red", description="colour")}
+    kwargs.setdefault("describe", lambda n, colour: f"a {colour} line rising to {n}")
+    return Explorer(controls, render, **kwargs)
+
+
+def test_natural_size_is_half_the_png_size():
+    ex = toy_explorer()
+    png = bytes(ex.view.value)
+    from attn_core.widgets._base import png_size
+
+    width, height = png_size(png)
+    assert (width, height) == (4 * 160, 3 * 160) == png_pixels(png).shape[1::-1]  # DPR 2 at 80 CSS dpi
+    assert ex.view.layout.width == f"{width // 2}px" and ex.natural_width() == width // 2
+    assert ex.view.layout.max_width == "100%" and ex.view.layout.height == "auto"  # shrinks, never stretches
+
+
+def test_natural_size_of_every_explorer_is_half_its_png_within_the_size_budget(explorer_name):
+    from attn_core.widgets._base import png_size
+
+    ex = EXPLORERS[explorer_name]()
+    width, height = png_size(ex.view.value)
+    assert ex.view.layout.width == f"{width // 2}px", (explorer_name, width, ex.view.layout.width)
+    assert width // 2 <= 640 and height // 2 <= 480, (explorer_name, width, height)
+
+
+def test_explorer_figure_is_sharp_opaque_and_within_budget():
+    from attn_core import viz
+
+    fig = viz.explorer_figure((5, 2.5))
+    assert fig.dpi == 160 and tuple(fig.get_size_inches()) == (5, 2.5)
+    ax = fig.add_subplot()
+    assert ax.get_facecolor()[3] == 1.0 and fig.get_facecolor() == (1.0, 1.0, 1.0, 1.0)
+    rgba = png_pixels(viz.figure_to_png(fig))
+    assert rgba.shape[:2] == (400, 800)
+    with pytest.raises(ValueError, match="at most 8 x 6 inches"):
+        viz.explorer_figure((9, 4))
+    with pytest.raises(TypeError, match="figsize must be"):
+        viz.explorer_figure(5)
+
+
+def test_png_background_is_opaque_even_with_a_transparent_figure_default():
+    """matplotlib-inline used to make figures transparent: black text on JupyterLab's dark page."""
+    import matplotlib
+
+    from attn_core import viz
+
+    with matplotlib.rc_context({"figure.facecolor": (1, 1, 1, 0), "axes.facecolor": (1, 1, 1, 0),
+                                "savefig.facecolor": "none", "savefig.transparent": True}):
+        ex = toy_explorer()
+        fig = viz.explorer_figure((3, 2))
+        fig.add_subplot()
+        for png in (ex.view.value, viz.figure_to_png(fig)):
+            rgba = png_pixels(png)
+            assert (rgba[..., 3] == 255).all()
+            assert (rgba[2, 2, :3] == 255).all()  # a white corner
+
+
+def test_every_explorer_picture_is_opaque(explorer_name):
+    rgba = png_pixels(EXPLORERS[explorer_name]().view.value)
+    assert (rgba[..., 3] == 255).all(), explorer_name
+
+
+def test_setup_makes_static_figures_opaque_white():
+    import matplotlib
+
+    from attn_core.notebook import setup
+
+    with matplotlib.rc_context({"figure.facecolor": (1, 1, 1, 0), "savefig.facecolor": "none"}):
+        setup()
+        for key in ("figure.facecolor", "savefig.facecolor", "axes.facecolor"):
+            assert matplotlib.colors.to_rgba(matplotlib.rcParams[key]) == (1.0, 1.0, 1.0, 1.0), key
+
+
+def test_layout_controls_beside_the_picture():
+    ex = toy_explorer(caption="a toy")
+    assert isinstance(ex, W.HBox) and ex.layout.flex_flow == "row wrap"
+    panel, picture = ex.children
+    assert panel.layout.width == "280px"
+    assert list(panel.children[1:]) == list(ex.controls.values())  # caption, then the controls
+    assert list(picture.children) == [ex.view, ex.alt]
+
+
+def test_descriptions_are_never_cut(explorer_name):
+    """ipywidgets gives a description 80 px by default ("temperat..."): size it to its text."""
+    ex = EXPLORERS[explorer_name]()
+    for name, control in ex.controls.items():
+        if not control.description:
+            continue
+        width = control.style.description_width
+        assert width == "initial" or len(control.description) <= 8, (explorer_name, name, control.description)
+
+
+def test_alt_text_follows_the_picture():
+    ex = toy_explorer()
+    assert ex.view.tooltip == "a red line rising to 1" and "a red line rising to 1" in ex.alt.value
+    assert 'aria-live="polite"' in ex.alt.value
+    ex.controls["n"].value = 7
+    assert ex.view.tooltip == "a red line rising to 7" and "rising to 7" in ex.alt.value
+
+
+def test_every_explorer_has_a_text_alternative_that_changes_with_the_picture(explorer_name):
+    ex = EXPLORERS[explorer_name]()
+    assert ex.view.tooltip and html.escape(ex.view.tooltip, quote=False) in ex.alt.value
+    seen = {ex.view.tooltip}
+    for name, control in ex.controls.items():
+        for value in control_values(control)[:4]:
+            control.value = value
+        seen.add(ex.view.tooltip)
+    assert len(seen) > 1, f"{explorer_name}: the text alternative never changed"
+
+
+def test_snapshot_matches_the_live_picture():
+    ex = toy_explorer()
+    ex.controls["colour"].value = "blue"
+    still = ex.snapshot()
+    assert still.data == bytes(ex.view.value)
+    assert still.width == ex.natural_width() == 4 * 80
+    assert still.alt == "a blue line rising to 1" == ex.view.tooltip
+    data, meta = still._repr_png_()
+    assert meta["width"] == 320 and meta["alt"] == "a blue line rising to 1"
+
+
+def test_unchanged_values_do_no_render():
+    def clamp(changed, controls):  # e.g. a dependent limit: values above 5 are put back to 5
+        if controls["n"].value > 5:
+            controls["n"].value = 5
+
+    ex = toy_explorer(before_render=clamp)
+    ex.controls["n"].value = 5
+    n = ex.n_renders
+    ex.controls["n"].value = 9  # clamped back to 5: the picture of 5 is already shown
+    assert ex.controls["n"].value == 5 and ex.n_renders == n
+    ex.controls["n"].value = 2
+    assert ex.n_renders == n + 1
+
+
+def test_old_style_render_with_a_new_figure_each_time_still_works():
+    from attn_core import viz
+
+    def render(n):
+        fig = viz.new_figure(figsize=(3, 2))  # 80 dpi: shown at its pixel size
+        fig.add_subplot().plot([0, n])
+        return fig
+
+    ex = Explorer({"n": W.IntSlider(value=1, min=0, max=3, description="n")}, render)
+    assert ex.natural_width() == 240 and ex.view.layout.width == "240px"
+    before = ex.view.value
+    ex.controls["n"].value = 3
+    assert ex.view.value != before and ex.view.tooltip == "n = 3"

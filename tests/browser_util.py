@@ -63,6 +63,7 @@ class LabServer:
     log: Path
     process: subprocess.Popen = field(repr=False)
     env: dict = field(repr=False, default_factory=dict)
+    app: str = "lab"  # or "notebook" (Jupyter Notebook 7)
 
     def trust(self, *paths: Path) -> None:
         """`jupyter trust` these notebooks for this server, as binder/postBuild does for
@@ -88,8 +89,10 @@ LAB_SETTINGS = {
 
 
 @contextlib.contextmanager
-def jupyterlab_server(root: Path, *, settings: dict = LAB_SETTINGS, startup_timeout: float = 90.0):
-    """Run `jupyter lab` on 127.0.0.1 serving `root`; yield a `LabServer`, then stop it.
+def jupyterlab_server(root: Path, *, settings: dict = LAB_SETTINGS, startup_timeout: float = 90.0,
+                      app: str = "lab"):
+    """Run `jupyter lab` (or, with `app="notebook"`, Jupyter Notebook 7, built on the same
+    front-end) on 127.0.0.1 serving `root`; yield a `LabServer`, then stop it.
 
     Its user settings (`settings`), workspaces, runtime files and notebook signatures (see
     `LabServer.trust`) live in a fresh temporary folder, removed afterwards."""
@@ -112,8 +115,11 @@ def jupyterlab_server(root: Path, *, settings: dict = LAB_SETTINGS, startup_time
     }
     env.pop("JUPYTER_TOKEN", None)
     log = home / "jupyterlab.log"
+    if app not in ("lab", "notebook"):
+        raise ValueError(f"app: expected 'lab' or 'notebook', got {app!r}")
+    app_class = "LabApp" if app == "lab" else "JupyterNotebookApp"
     cmd = [
-        sys.executable, "-m", "jupyter", "lab",
+        sys.executable, "-m", "jupyter", app,
         "--no-browser",
         "--ServerApp.ip=127.0.0.1",
         f"--ServerApp.port={port}",
@@ -122,18 +128,21 @@ def jupyterlab_server(root: Path, *, settings: dict = LAB_SETTINGS, startup_time
         "--ServerApp.password=",
         "--ServerApp.terminals_enabled=False",
         f"--ServerApp.root_dir={root}",
-        "--LabApp.expose_app_in_browser=True",
-        "--LabApp.news_url=None",
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        "--LabApp.extension_manager=readonly",  # no PyPI look-ups from the extension manager
+        f"--{app_class}.expose_app_in_browser=True",
         "--MappingKernelManager.default_kernel_name=python3",
     ]
+    if app == "lab":
+        cmd += [
+            "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            "--LabApp.extension_manager=readonly",  # no PyPI look-ups from the extension manager
+        ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")  # CI runs as root
     with open(log, "wb") as out:
         process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=root,
                                    start_new_session=True)
-    server = LabServer(f"http://127.0.0.1:{port}", root, log, process, env)
+    server = LabServer(f"http://127.0.0.1:{port}", root, log, process, env, app)
     try:
         deadline = time.monotonic() + startup_timeout
         while True:
@@ -192,11 +201,12 @@ def chromium(executable: Path = CHROMIUM):
 
 
 @contextlib.contextmanager
-def loopback_page(browser, *, viewport=(1400, 1000)):
+def loopback_page(browser, *, viewport=(1400, 1000), device_scale_factor: float = 1):
     """A page in a fresh browser context. Requests that would leave the loopback interface
     are aborted and listed in `page.blocked_requests`; console errors are collected in
-    `page.console_errors`."""
-    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}, service_workers="block")
+    `page.console_errors`. `device_scale_factor=2` is a high-DPI (retina) screen."""
+    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}, service_workers="block",
+                                  device_scale_factor=device_scale_factor)
     try:
         page = context.new_page()
         page.blocked_requests = []
@@ -277,7 +287,10 @@ class Lab:
         call loads JupyterLab at the notebook's URL; later ones open it from the running
         app (File > Open), which is much faster than loading JupyterLab again."""
         loaded = self.page.url.startswith(self.server.url) and self.page.evaluate("() => !!window.jupyterapp")
-        if loaded:
+        if self.server.app == "notebook":  # Notebook 7: one notebook per page, at /notebooks/<path>
+            self.page.goto(f"{self.server.url}/notebooks/{quote(path)}", wait_until="domcontentloaded",
+                           timeout=timeout * 1000)
+        elif loaded:
             self.page.evaluate("async (path) => { await window.jupyterapp.commands.execute("
                                "'docmanager:open', {path, factory: 'Notebook'}); }", path)
         else:  # ?reset: a clean workspace, no tab left over from before
@@ -436,3 +449,169 @@ class Lab:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.page.screenshot(path=str(path), full_page=False)
         return path
+
+
+# ---------------------------------------------------------------------------------------
+# Every explorer on the page, and the time from a control event to its new picture.
+
+# The controls of an explorer, as ipywidgets 8 renders them (a text box is not driven).
+CONTROL_SELECTOR = ".widget-dropdown, .widget-slider, .widget-toggle-buttons, .widget-checkbox"
+_JS_HELPERS = """
+  const SELECTOR = '%s';
+  const visible = node => node.offsetParent !== null && !node.querySelector(':disabled');
+  const kindOf = node => node.classList.contains('widget-dropdown') ? 'dropdown'
+    : node.classList.contains('widget-slider') ? 'slider'
+    : node.classList.contains('widget-toggle-buttons') ? 'toggle' : 'checkbox';
+  const labelOf = node => { const l = node.querySelector('label.widget-label, .widget-label-basic');
+                            return l ? l.innerText.trim() : ''; };
+  const controlsOf = root => Array.from(root.querySelectorAll(SELECTOR))
+    .filter(node => !node.parentElement.closest(SELECTOR)).filter(visible);
+  const pictureOf = root => { const imgs = root.querySelectorAll('img.widget-image'); return imgs[imgs.length - 1]; };
+""" % CONTROL_SELECTOR
+
+_FIND_EXPLORERS = """() => {%s
+  const nb = window.jupyterapp.shell.currentWidget.content;
+  const found = [];
+  nb.widgets.forEach((cell, ci) => {
+    if (cell.model.type !== 'code') return;
+    const outputs = Array.from(cell.node.querySelectorAll('.jp-OutputArea-output'))
+      .filter(node => !node.parentElement.closest('.jp-OutputArea-output'));
+    outputs.forEach((node, oi) => {
+      const controls = controlsOf(node);
+      if (!pictureOf(node) || !controls.length) return;
+      const id = `cell${ci}-out${oi}`;
+      node.dataset.explorer = id;
+      const call = cell.model.sharedModel.getSource().match(/=\\s*(?:[\\w.]+\\.)?(\\w+)\\(/);
+      found.push({id, cell: ci, name: call ? call[1] : `cell ${ci}`,
+                  controls: controls.map(c => ({kind: kindOf(c), label: labelOf(c)}))});
+    });
+  });
+  return found;
+}""" % _JS_HELPERS
+
+# Change control `index` of explorer `id` once, as a person would (next option of a
+# dropdown, an arrow key on a slider's handle, the next toggle button, a click on a
+# checkbox), and time it: performance.now() right before the event is dispatched, to the
+# new picture decoded (a MutationObserver on the <img>'s src, then img.decode()).
+_CHANGE_AND_TIME = """async ({id, index, timeoutMs}) => {%s
+  const root = document.querySelector(`[data-explorer="${id}"]`);
+  if (!root) throw new Error(`explorer ${id} is no longer on the page`);
+  const img = pictureOf(root);
+  const control = controlsOf(root)[index];
+  if (!control) throw new Error(`explorer ${id} has no control ${index}`);
+  const kind = kindOf(control), label = labelOf(control);
+  let act, what;
+  if (kind === 'dropdown') {
+    const select = control.querySelector('select');
+    const options = Array.from(select.options);
+    let next = (select.selectedIndex + 1) %% options.length;
+    while (options[next].disabled && next !== select.selectedIndex) next = (next + 1) %% options.length;
+    what = `${label}: ${select.selectedIndex >= 0 ? options[select.selectedIndex].text : ''} -> ${options[next].text}`;
+    if (next === select.selectedIndex) return {what, kind, skipped: true, changed: false, ms: null};  // one option
+    act = () => { select.selectedIndex = next; select.dispatchEvent(new Event('change', {bubbles: true})); };
+  } else if (kind === 'slider') {
+    const handle = control.querySelector('.noUi-handle');
+    const now = +handle.getAttribute('aria-valuenow'), min = +handle.getAttribute('aria-valuemin'),
+          max = +handle.getAttribute('aria-valuemax');
+    let dir = control.dataset.direction || 'Right';
+    if (dir === 'Right' && now >= max) dir = 'Left';
+    if (dir === 'Left' && now <= min) dir = 'Right';
+    control.dataset.direction = dir;
+    const readout = control.querySelector('.widget-readout');
+    what = `${label}: ${readout ? readout.innerText : now} ${dir === 'Right' ? '+' : '-'}1 step`;
+    act = () => handle.dispatchEvent(new KeyboardEvent('keydown', {key: 'Arrow' + dir, bubbles: true, cancelable: true}));
+  } else if (kind === 'toggle') {
+    const buttons = Array.from(control.querySelectorAll('button'));
+    const active = buttons.findIndex(b => b.classList.contains('mod-active'));
+    const next = buttons[(active + 1) %% buttons.length];
+    what = `${label}: -> ${next.innerText.trim()}`;
+    act = () => next.click();
+  } else {
+    const input = control.querySelector('input');
+    what = `${label}: ${input.checked} -> ${!input.checked}`;
+    act = () => input.click();
+  }
+  const before = {src: img.src, title: img.title};
+  return await new Promise(resolve => {
+    let t0, done = false, observer, timer;
+    const finish = async changed => {
+      if (done) return;
+      done = true;
+      observer.disconnect();
+      clearTimeout(timer);
+      let ms = null;
+      if (changed) {
+        try { await img.decode(); } catch (e) {}
+        ms = performance.now() - t0;
+      }
+      const box = img.getBoundingClientRect();
+      resolve({what, kind, skipped: false, ms, changed, srcBefore: before.src, src: img.src, titleBefore: before.title,
+               title: img.title, cssWidth: box.width, cssHeight: box.height,
+               naturalWidth: img.naturalWidth, naturalHeight: img.naturalHeight});
+    };
+    observer = new MutationObserver(() => { if (img.src !== before.src) finish(true); });
+    observer.observe(img, {attributes: true, attributeFilter: ['src']});
+    timer = setTimeout(() => finish(false), timeoutMs);
+    t0 = performance.now();
+    act();
+  });
+}""" % _JS_HELPERS
+
+_PICTURE = """({id}) => {%s
+  const img = pictureOf(document.querySelector(`[data-explorer="${id}"]`));
+  const box = img.getBoundingClientRect();
+  return {src: img.src, title: img.title, cssWidth: box.width, cssHeight: box.height,
+          naturalWidth: img.naturalWidth, naturalHeight: img.naturalHeight,
+          dpr: window.devicePixelRatio};
+}""" % _JS_HELPERS
+
+
+def find_explorers(lab: Lab) -> list[dict]:
+    """Every explorer in the current notebook: a cell's top-level widget output that has a
+    picture and at least one control. Each dict: `id` (marks its output node), `cell`,
+    `name` (the function its cell calls, e.g. 'multihead_explorer'), `controls`."""
+    return lab.page.evaluate(_FIND_EXPLORERS)
+
+
+def explorer_locator(lab: Lab, explorer: dict):
+    return lab.page.locator(f"[data-explorer='{explorer['id']}']")
+
+
+def picture_state(lab: Lab, explorer: dict) -> dict:
+    """The explorer picture's src, title and CSS and natural sizes (and the page's DPR)."""
+    return lab.page.evaluate(_PICTURE, {"id": explorer["id"]})
+
+
+def change_and_time(lab: Lab, explorer: dict, index: int, *, timeout: float = 10.0) -> dict:
+    """Change control `index` of `explorer` once, in the page; the result says what changed
+    (`what`), whether the picture changed within `timeout` (`changed`) and after how many
+    milliseconds it was decoded (`ms`), with the picture's title and sizes after."""
+    return lab.page.evaluate(_CHANGE_AND_TIME, {"id": explorer["id"], "index": index, "timeoutMs": timeout * 1000})
+
+
+def exercise_explorer(lab: Lab, explorer: dict, *, changes: int = 10, max_tries: int | None = None,
+                      timeout: float = 10.0, pause: float = 0.05) -> list[dict]:
+    """Change the explorer's controls in turn (round robin) until its picture has changed
+    `changes` times (or after `max_tries`, default 2 * changes, attempts); one result of
+    `change_and_time` per attempt. A dropdown offering a single option (e.g. the only
+    key/value head count that divides n_heads=1) cannot change: its attempt is `skipped`."""
+    explorer_locator(lab, explorer).scroll_into_view_if_needed()
+    n_controls = len(explorer["controls"])
+    results = []
+    for attempt in range(max_tries or 2 * changes):
+        results.append(change_and_time(lab, explorer, attempt % n_controls, timeout=timeout))
+        if sum(r["changed"] for r in results) >= changes:
+            break
+        time.sleep(pause)  # the kernel has sent the picture; let the page settle
+    return results
+
+
+def percentile(values, q: float) -> float:
+    """The q-th percentile (0-100), linear between closest ranks (numpy's default)."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    pos = (len(ordered) - 1) * q / 100
+    lo = int(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)

@@ -1,0 +1,137 @@
+"""Browser latency of every explorer: from a control event to the new picture on screen.
+
+What a learner feels, not what the kernel spends: JupyterLab 4 in Debian's Chromium
+(Playwright, `executable_path`, no downloaded browser) at 1400 x 900 CSS px with device pixel
+ratio 2. For each lesson with explorers (00-06, 09, 10 by default): open it, Run All, then
+on every live explorer change its controls in turn (round robin: next dropdown option, an
+arrow key on a slider, the next toggle button, a checkbox click) until its picture has
+changed `--changes` times. Each change is timed in the page's JavaScript, from
+performance.now() right before the event is dispatched to the new picture decoded (a
+MutationObserver on the <img>'s src, then img.decode()). Prints the median and p95 per
+explorer, and the changes after which the picture did not change within the timeout.
+
+    python benchmarks/bench_browser.py                      # all lessons, 20 changes each
+    python benchmarks/bench_browser.py --lessons 04 06 --changes 10 --json out.json
+
+The library the kernel imports is the one on its `sys.path`: to measure another checkout
+(e.g. before a change), run with PYTHONPATH=<checkout> and --notebooks <checkout>/notebooks.
+Figures depend on the machine and on its load: report the load (`uptime`) with them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from browser_util import (Lab, chromium, exercise_explorer, find_explorers, jupyterlab_server,  # noqa: E402
+                          loopback_page, percentile)
+
+LESSONS = ["00", "01", "02", "03", "04", "05", "06", "09", "10"]
+VIEWPORT = (1400, 900)
+DPR = 2
+
+
+def lesson_paths(notebooks: Path, numbers) -> list[Path]:
+    paths = []
+    for number in numbers:
+        found = sorted(notebooks.glob(f"{number}_*.ipynb"))
+        if not found:
+            raise SystemExit(f"no lesson {number}_*.ipynb in {notebooks}")
+        paths.append(found[0])
+    return paths
+
+
+def measure_lesson(lab: Lab, path: str, *, changes: int, timeout: float) -> list[dict]:
+    """Open, Run All, exercise every explorer of one lesson; one summary per explorer."""
+    lab.page.console_errors.clear()
+    lab.open_notebook(path)
+    try:
+        run_s = lab.run_all(timeout=900)
+        errors = lab.cell_errors()
+        if errors:
+            print(f"  {path}: cell errors after Run All: {errors[:3]}", flush=True)
+        rows = []
+        for explorer in find_explorers(lab):
+            results = exercise_explorer(lab, explorer, changes=changes, timeout=timeout)
+            times = [r["ms"] for r in results if r["changed"]]
+            last = results[-1]
+            rows.append({
+                "lesson": Path(path).stem, "explorer": explorer["name"], "cell": explorer["cell"],
+                "controls": [c["label"] or c["kind"] for c in explorer["controls"]],
+                "n": len(times), "median_ms": statistics.median(times) if times else None,
+                "p95_ms": percentile(times, 95) if times else None, "max_ms": max(times) if times else None,
+                "unchanged": [r["what"] for r in results if not r["changed"] and not r["skipped"]],
+                "css_width": last["cssWidth"], "natural_width": last["naturalWidth"],
+                "run_all_s": round(run_s, 1), "times_ms": [round(t, 1) for t in times],
+            })
+            print(format_row(rows[-1]), flush=True)
+        return rows
+    finally:
+        lab.close_notebook()
+
+
+def format_row(row: dict) -> str:
+    if not row["n"]:
+        return f"{row['lesson'][:2]} {row['explorer']:<28} no picture change ({len(row['unchanged'])} tries)"
+    text = (f"{row['lesson'][:2]} {row['explorer']:<28} n={row['n']:<3d} median {row['median_ms']:6.0f} ms"
+            f"   p95 {row['p95_ms']:6.0f} ms   max {row['max_ms']:6.0f} ms"
+            f"   picture {row['css_width']:.0f} CSS px wide, PNG {row['natural_width']} px")
+    if row["unchanged"]:
+        text += f"   ({len(row['unchanged'])} changes left the picture as it was: {row['unchanged'][:2]})"
+    return text
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--lessons", nargs="*", default=LESSONS, help="lesson numbers (default: %(default)s)")
+    parser.add_argument("--changes", type=int, default=20, help="picture changes per explorer (default: 20)")
+    parser.add_argument("--timeout", type=float, default=8.0, help="seconds to wait for a new picture")
+    parser.add_argument("--notebooks", type=Path, default=ROOT / "notebooks", help="folder of the lessons")
+    parser.add_argument("--json", type=Path, help="also write every figure to this file")
+    args = parser.parse_args(argv)
+    if args.changes < 10:
+        parser.error("--changes: at least 10 changes per explorer")
+
+    import attn_core  # noqa: F401  (which library the kernel will import, for the record)
+
+    print(f"library: {Path(attn_core.__file__).parent}; load: {os.getloadavg()[0]:.2f} "
+          f"(1 min), {os.cpu_count()} cores; Chromium {VIEWPORT[0]} x {VIEWPORT[1]}, DPR {DPR}, JupyterLab",
+          flush=True)
+    root = Path(tempfile.mkdtemp(prefix="bench-browser-"))
+    rows = []
+    try:
+        paths = lesson_paths(args.notebooks, args.lessons)
+        (root / "notebooks").mkdir()
+        for path in paths:
+            shutil.copy(path, root / "notebooks" / path.name)
+        with jupyterlab_server(root) as server, chromium() as browser, \
+                loopback_page(browser, viewport=VIEWPORT, device_scale_factor=DPR) as page:
+            lab = Lab(page, server)
+            for path in paths:
+                rel = f"notebooks/{path.name}"
+                server.trust(root / rel)
+                start = time.monotonic()
+                rows += measure_lesson(lab, rel, changes=args.changes, timeout=args.timeout)
+                print(f"   ({path.stem}: {time.monotonic() - start:.0f} s)", flush=True)
+            if page.blocked_requests:
+                print(f"requests that left 127.0.0.1 (blocked): {page.blocked_requests[:5]}")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    print(f"load after: {os.getloadavg()[0]:.2f} (1 min)")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1) + "\n")
+    return 0 if rows and all(r["n"] >= 10 for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -11,10 +11,14 @@ opaque white) and turn it into PNG bytes with `figure_to_png`.
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib import colors as mcolors
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 __all__ = [
@@ -95,16 +99,45 @@ def figure_to_png(fig: Figure, dpi="figure") -> bytes:
     """Render `fig` to PNG bytes (what an `ipywidgets.Image` displays).
 
     Saved at the figure's own resolution by default (`dpi="figure"`: an `explorer_figure`
-    gives 2 image pixels per CSS pixel), with the figure's own background, never a
-    transparent one. The resolution is stored in the PNG (its `pHYs` chunk), which the
-    `Explorer` reads to show the picture at its natural size. Light compression: the bytes
-    travel once over the local kernel connection, and zlib's default level costs a widget
-    update more time than it saves.
+    gives 2 image pixels per CSS pixel), on an opaque background (white where the figure's
+    own is transparent). The resolution is stored in the PNG (its `pHYs` chunk), which the
+    `Explorer` reads to show the picture at its natural size.
+
+    Fast path for an opaque figure at its own dpi (every explorer's): one Agg draw, then
+    the pixels written as PNG rows without filters at zlib level 1, about 3x faster than
+    Pillow's encoder (which tries five filters per row) for the same picture. The bytes
+    travel once over the local kernel connection, where a smaller file saves less time
+    than stronger compression costs.
     """
+    opaque = mcolors.to_rgba(fig.get_facecolor())[3] == 1.0
+    if opaque and (dpi == "figure" or dpi == fig.dpi):
+        canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+        canvas.draw()
+        return _encode_png(np.asarray(canvas.buffer_rgba()), fig.dpi)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, facecolor=fig.get_facecolor(), edgecolor=fig.get_edgecolor(),
-                transparent=False, pil_kwargs={"compress_level": 1})
+    fig.savefig(buf, format="png", dpi=dpi, facecolor=fig.get_facecolor() if opaque else "white",
+                edgecolor=fig.get_edgecolor(), transparent=False, pil_kwargs={"compress_level": 1})
     return buf.getvalue()
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _encode_png(rgba: np.ndarray, dpi: float) -> bytes:
+    """PNG bytes of an `(height, width, 4)` uint8 RGBA image, with its resolution."""
+    height, width, _ = rgba.shape
+    rows = np.empty((height, 1 + 4 * width), dtype=np.uint8)
+    rows[:, 0] = 0  # filter type None on every row
+    rows[:, 1:] = rgba.reshape(height, 4 * width)
+    per_metre = int(round(dpi / 0.0254))
+    return b"".join([
+        b"\x89PNG\r\n\x1a\n",
+        _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)),  # 8-bit RGBA
+        _png_chunk(b"pHYs", struct.pack(">IIB", per_metre, per_metre, 1)),
+        _png_chunk(b"IDAT", zlib.compress(rows, 1)),
+        _png_chunk(b"IEND", b""),
+    ])
 
 
 def _axes(ax, figsize):

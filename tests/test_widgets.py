@@ -277,3 +277,19 @@ def test_old_style_render_with_a_new_figure_each_time_still_works():
     before = ex.view.value
     ex.controls["n"].value = 3
     assert ex.view.value != before and ex.view.tooltip == "n = 3"
+
+
+def test_fast_png_has_the_pixels_and_resolution_savefig_gives():
+    from attn_core import viz
+    from attn_core.widgets._base import png_dpi
+
+    fig = viz.explorer_figure((3, 2))
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [1, 0])
+    ax.set_title("a title")
+    fast = viz.figure_to_png(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi="figure")
+    assert (png_pixels(fast) == png_pixels(buf.getvalue())).all()
+    assert png_dpi(fast) == pytest.approx(160, abs=0.01)
+    assert png_pixels(viz.figure_to_png(fig, dpi=80)).shape[:2] == (160, 240)  # another dpi: savefig

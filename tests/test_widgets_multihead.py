@@ -153,3 +153,151 @@ def test_bad_arguments_are_named():
         random_head_weights(48, 5)
     with pytest.raises(ValueError, match="seed"):
         random_projections(seed=-1)
+
+
+# --- issue 12: one persistent figure, a text alternative, readable labels, the size budget -------------
+
+from attn_core.viz import EXPLORER_MAX_FIGSIZE  # noqa: E402
+from attn_core.widgets._base import png_size  # noqa: E402
+from attn_core.widgets._pixels import PixelImage  # noqa: E402
+from attn_core.widgets.multihead import MIN_FONT, _CMAP, _tile  # noqa: E402
+
+EXTREMES = [(12, 1), (48, 4), (96, 8), (768, 12), (768, 16)]  # one head up to the most heads offered
+
+
+def _drawn_texts(fig):
+    """Every non-empty visible text of `fig` after a draw, with its box in CSS px (figure pixels / 2)."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    texts = [t for t in fig.findobj(lambda a: hasattr(a, "get_text") and hasattr(a, "get_fontsize"))
+             if t.get_visible() and t.get_text() and t.get_figure() is fig]
+    return [(t, t.get_window_extent(renderer)) for t in texts]
+
+
+def test_one_persistent_figure_within_the_size_budget():
+    ex = multihead_explorer()
+    fig = ex.figure()
+    for name, value in (("d_model", 768), ("n_heads", 16), ("seed", 3), ("query", 5), ("d_model", 12)):
+        ex.controls[name].value = value
+        assert ex.figure() is fig  # updated in place, never rebuilt
+    w_in, h_in = fig.get_size_inches()
+    assert w_in <= EXPLORER_MAX_FIGSIZE[0] and h_in <= EXPLORER_MAX_FIGSIZE[1]
+    width, height = png_size(ex.view.value)
+    assert (width, height) == (round(w_in * 160), round(h_in * 160))  # device pixel ratio 2
+    assert ex.natural_width() == width // 2 <= 640
+
+
+def test_a_value_that_does_not_change_draws_nothing():
+    ex = multihead_explorer()
+    renders = ex.n_renders
+    ex.controls["query"].value = ex.controls["query"].value
+    ex.refresh()  # an explicit refresh re-encodes, but the figure's state is the same picture
+    assert ex.n_renders == renders + 1
+    png = bytes(ex.view.value)
+    ex.controls["d_model"].value = 96  # 4 still divides 96: only d_model and the patterns change
+    ex.controls["d_model"].value = 48
+    assert bytes(ex.view.value) == png  # back to the same values: the same picture
+
+
+@pytest.mark.parametrize("d_model, n_heads", EXTREMES)
+def test_labels_are_readable_and_never_overlap(d_model, n_heads):
+    ex = multihead_explorer()
+    ex.controls["d_model"].value = d_model
+    ex.controls["n_heads"].value = n_heads
+    for query in (0, 4, len(TOKENS) - 1):
+        ex.controls["query"].value = query
+        drawn = _drawn_texts(ex.figure())
+        assert min(t.get_fontsize() for t, _ in drawn) >= MIN_FONT >= 8
+        labels = [t.get_text() for t, _ in drawn]
+        assert TOKENS[query] in labels  # the query's own word is always labelled
+        assert sum(label.startswith("head ") for label in labels) >= n_heads  # every head named (grid or rows)
+        for a in range(len(drawn)):
+            for b in range(a + 1, len(drawn)):
+                (ta, ba), (tb, bb) = drawn[a], drawn[b]
+                overlap = min(ba.x1, bb.x1) - max(ba.x0, bb.x0), min(ba.y1, bb.y1) - max(ba.y0, bb.y0)
+                assert min(overlap) <= 0, (ta.get_text(), tb.get_text(), d_model, n_heads, query)
+
+
+def test_query_words_thin_out_only_when_the_rows_are_too_thin():
+    ex = multihead_explorer()
+    labels = ex._render_fn.__self__.query_labels  # the words beside the grid's first row of tiles
+    shown = lambda: [i for i, t in enumerate(labels) if t.get_visible() and t.get_text()]  # noqa: E731
+    assert shown() == list(range(len(TOKENS)))  # 4 heads: tall rows, every word
+    ex.controls["d_model"].value = 768
+    ex.controls["n_heads"].value = 16
+    for query in (2, 5):
+        ex.controls["query"].value = query
+        assert shown() == list(range(query % 2, len(TOKENS), 2))  # every other word, counted from the query's
+        assert labels[query].get_color() != labels[query - 1].get_color()  # the query's word stands out
+        assert min(t.get_fontsize() for t in labels) >= MIN_FONT
+
+
+def _strongest_keys(row):
+    return [t for t, v in zip(TOKENS, row) if v >= row.max() - 1e-6]
+
+
+@pytest.mark.parametrize("d_model, n_heads, seed, query", [(48, 4, 0, 1), (64, 2, 3, 4), (24, 1, 5, 8),
+                                                          (768, 12, 0, 1), (96, 16, 7, 0)])
+def test_text_alternative_names_the_strongest_keys(d_model, n_heads, seed, query):
+    ex = multihead_explorer(d_model=d_model, n_heads=n_heads, seed=seed, query=query)
+    text = ex.describe()
+    assert ex.view.tooltip == text and text in ex.alt.value
+    assert f"{n_heads} head{'s' if n_heads > 1 else ''} of {d_model // n_heads} dimensions" in text
+    assert f"seed {seed}" in text and f"Query '{TOKENS[query]}'" in text
+    w = random_head_weights(d_model, n_heads, seed)[:, query, :]  # (H, T)
+    if n_heads <= 4:
+        for h in range(n_heads):
+            keys = ", ".join(f"'{k}'" for k in _strongest_keys(w[h]))
+            assert f"{keys} ({w[h].max():.2f}" in text
+    else:
+        head = int(np.argmax(w.max(-1)))
+        keys = ", ".join(f"'{k}'" for k in _strongest_keys(w[head]))
+        assert f"head {head}'s, {keys} ({w[head].max():.2f}" in text
+
+
+def test_text_alternative_changes_with_the_picture():
+    ex = multihead_explorer()
+    seen = {(bytes(ex.view.value), ex.alt.value)}
+    for name, value in (("query", 4), ("seed", 2), ("n_heads", 8), ("d_model", 768), ("n_heads", 16)):
+        ex.controls[name].value = value
+        assert ex.view.tooltip == ex.describe()
+        pair = (bytes(ex.view.value), ex.alt.value)
+        assert pair[0] not in {p for p, _ in seen} and pair[1] not in {a for _, a in seen}, (name, value)
+        seen.add(pair)
+
+
+def test_the_tiled_image_is_every_head_in_reading_order():
+    ex = multihead_explorer(d_model=96, n_heads=6, seed=1, query=3)
+    grid = ex._render_fn.__self__.grid  # the picture object behind the explorer
+    w = random_head_weights(96, 6, seed=1)
+    np.testing.assert_array_equal(grid.get_array().filled(np.nan), _tile(w, 3, 1, 2))
+    rows = ex._render_fn.__self__.rows.get_array()
+    np.testing.assert_array_equal(rows, w[:, 3, :])
+
+
+def test_pixel_image_matches_imshow_nearest():
+    """`PixelImage` (numpy lookup written into the canvas) draws what `imshow(interpolation="nearest")` draws."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    rng = np.random.default_rng(0)
+    values = rng.random((7, 5))
+    values[2, 3] = np.nan
+    pictures = []
+    for fast in (False, True):
+        fig = Figure(figsize=(4, 3), dpi=160, facecolor="white")
+        FigureCanvasAgg(fig)
+        ax = fig.add_axes((0, 0, 1, 1))
+        ax.set_axis_off()
+        ax.set_xlim(0, 320)
+        ax.set_ylim(240, 0)
+        ax.text(100, 100, "under", fontsize=20)  # shows through the transparent NaN cell
+        extent = (40.0, 290.0, 215.0, 20.0)
+        if fast:
+            PixelImage(ax, _CMAP, extent=extent).set_data(values)
+        else:
+            ax.imshow(values, cmap=_CMAP, vmin=0, vmax=1, extent=extent, interpolation="nearest", aspect="auto")
+        fig.canvas.draw()
+        pictures.append(np.asarray(fig.canvas.buffer_rgba()).astype(int))
+    slow, fast = pictures
+    assert (np.abs(slow - fast).max(-1) > 2).mean() < 0.005  # at most a row or column of edge pixels differs

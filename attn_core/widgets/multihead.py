@@ -19,8 +19,10 @@ from matplotlib.patches import Rectangle
 from .._arrays import check_positive_int
 from ..attention import scaled_dot_product_attention
 from ..multihead import split_heads
-from ..viz import CMAP, new_figure
+from ..viz import CMAP, CSS_DPI, explorer_figure
 from ._base import Explorer, restrict_options
+from ._figure import Backdrop, cached_text
+from ._pixels import PixelImage
 
 __all__ = ["multihead_explorer"]
 
@@ -87,7 +89,11 @@ def random_head_weights(d_model: int = 48, n_heads: int = 4, seed: int = 0, toke
         `weights (H, T, T)` numpy array: row = query token, column = key token; rows sum to 1.
     """
     n_heads = check_positive_int(n_heads, "n_heads")
-    x, w_q, w_k = random_projections(d_model, seed, tokens)
+    return _head_weights(*random_projections(d_model, seed, tokens), n_heads)
+
+
+def _head_weights(x: np.ndarray, w_q: np.ndarray, w_k: np.ndarray, n_heads: int) -> np.ndarray:
+    """`softmax(q_h k_h^T / sqrt(d_head))` for every head h, from `random_projections`' `(x, w_q, w_k)`."""
     # x @ w.T, written with einsum: it skips BLAS, whose thread wake-up costs more than this small product
     q = split_heads(np.einsum("td,ed->te", x, w_q), n_heads)  # (T, d_model) -> (H, T, d_head)
     k = split_heads(np.einsum("td,ed->te", x, w_k), n_heads)  # (T, d_model) -> (H, T, d_head)
@@ -106,79 +112,185 @@ def _tile(weights: np.ndarray, ncols: int, gap_x: int, gap_y: int) -> np.ndarray
     return canvas
 
 
-_CMAP = matplotlib.colormaps[CMAP].with_extremes(bad="white")  # blank gaps between tiles
+_CMAP = matplotlib.colormaps[CMAP].with_extremes(bad=(1.0, 1.0, 1.0, 0.0))  # gaps between tiles: see-through, so
+# the head numbers drawn there once (static pixels, pasted under the image) stay visible
+QUERY_COLOR = "#e8000b"  # the query's row: outlined in every head, its label in the same colour
+MIN_FONT = 8  # points at 80 dpi: no label is smaller, whatever the head count
+_LINE = {8: 9.2, 9: 10.0}  # height of a label's box in CSS px at 8 and 9 pt (DejaVu Sans, measured)
+
+# The picture's layout in CSS px (data units; y points down), 640 x 440: within the 640 x 480 budget.
+WIDTH, HEIGHT = 640, 440
+_GRID = (58.0, 372.0, 52.0, 432.0)  # left panel: every head's pattern (x0, x1, y0, y1)
+_KEY_SPACE = 46.0  # under the grid, for key labels when tiles are large enough to carry them
+_ROWS = (430.0, 578.0, 62.0, 322.0)  # right panel: the query's row in every head
+_BAR = (590.0, 600.0)  # colour bar, beside the right panel
+
+
+def _grid_layout(H: int, T: int):
+    """Columns, rows, cell size (CSS px) and whether keys are labelled, for `H` heads of `T` tokens."""
+    ncols = math.ceil(math.sqrt(H))
+    nrows = -(-H // ncols)
+    gx0, gx1, gy0, gy1 = _GRID
+    keys_below = H <= 4
+    height = gy1 - gy0 - (_KEY_SPACE if keys_below else 0.0)
+    cell = min((gx1 - gx0) / (ncols * (T + 1) - 1), height / (nrows * (T + 2)), 24.0)
+    return ncols, nrows, cell, keys_below
+
+
+class _HeadsPicture:
+    """The explorer's one Figure for a fixed sentence, updated in place by `update`.
+
+    Static parts (panel titles, head and key labels, colour bar) are drawn once per head
+    count and pasted back as pixels (`Backdrop`); an update redraws two images, the query
+    outlines and a few cached labels. Labels adapt to the tile size: never under
+    `MIN_FONT` points; when the rows of a tile are too thin for every query word, every
+    other word is labelled, counted from the query's own (always labelled).
+    """
+
+    def __init__(self, tokens=TOKENS):
+        self.tokens = _check_tokens(tokens)
+        T = len(self.tokens)
+        self.fig = fig = explorer_figure((WIDTH / CSS_DPI, HEIGHT / CSS_DPI))
+        ax = self.ax = fig.add_axes((0, 0, 1, 1))
+        ax.set_axis_off()
+        ax.set_xlim(0, WIDTH)
+        ax.set_ylim(HEIGHT, 0)
+        self.grid = PixelImage(ax, _CMAP)  # every head, tiled
+        self.outlines = PatchCollection([], facecolor="none", edgecolor=QUERY_COLOR, linewidth=1.3)
+        ax.add_collection(self.outlines)
+        rx0, rx1, ry0, ry1 = _ROWS
+        self.rows = PixelImage(ax, _CMAP, extent=(rx0, rx1, ry1, ry0))  # the query's row in every head
+        self.title = cached_text(ax, WIDTH / 2, 6, ha="center", va="top", fontsize=10)
+        self.rows_title = cached_text(ax, (rx0 + rx1) / 2 + 6, _GRID[2] - 12, ha="center", va="bottom", fontsize=9)
+        self.query_labels = [cached_text(ax, 0, 0, token, ha="right", va="center", fontsize=MIN_FONT)
+                             for token in self.tokens]
+
+        # static: drawn once per head count
+        self.grid_title = ax.text((_GRID[0] + _GRID[1]) / 2, _GRID[2] - 12, "", ha="center", va="bottom", fontsize=9)
+        self.head_labels = [ax.text(0, 0, f"head {h}", ha="center", va="center", fontsize=MIN_FONT)
+                            for h in range(MAX_HEADS)]
+        self.key_labels = [ax.text(0, 0, token, ha="center", va="top", rotation=90, fontsize=MIN_FONT)
+                           for token in self.tokens]
+        self.row_labels = [ax.text(rx0 - 4, 0, f"head {h}", ha="right", va="center", fontsize=MIN_FONT)
+                           for h in range(MAX_HEADS)]
+        cw = (rx1 - rx0) / T
+        row_keys = [ax.text(rx0 + (j + 0.5) * cw, ry1 + 4, token, ha="center", va="top", rotation=90,
+                            fontsize=MIN_FONT if cw < 14 else 9) for j, token in enumerate(self.tokens)]
+        bx0, bx1 = _BAR
+        bar = ax.imshow(np.linspace(1, 0, 128)[:, None], cmap=_CMAP, vmin=0.0, vmax=1.0, extent=(bx0, bx1, ry1, ry0),
+                        interpolation="nearest", aspect="auto")
+        frame = Rectangle((bx0, ry0), bx1 - bx0, ry1 - ry0, fill=False, edgecolor="black", linewidth=0.6)
+        ax.add_patch(frame)
+        bar_labels = [ax.text(bx1 + 4, ry1 - value * (ry1 - ry0), f"{value:g}", ha="left", va="center",
+                              fontsize=MIN_FONT) for value in (0.0, 0.5, 1.0)]
+        static = [self.grid_title, *self.head_labels, *self.key_labels, *self.row_labels, *row_keys, bar, frame,
+                  *bar_labels]
+        dynamic = [self.grid, self.outlines, self.rows, self.title, self.rows_title, *self.query_labels]
+        self.backdrop = Backdrop(fig, static, dynamic)
+        self._projections = self._weights = self._shown = None
+
+    def weights(self, d_model: int, n_heads: int, seed: int) -> np.ndarray:
+        """`random_head_weights` for these values; the projections are kept while `d_model` and `seed` stay."""
+        if self._projections is None or self._projections[0] != (d_model, seed):
+            self._projections = ((d_model, seed), random_projections(d_model, seed, self.tokens))
+        if self._weights is None or self._weights[0] != (d_model, n_heads, seed):
+            self._weights = ((d_model, n_heads, seed), _head_weights(*self._projections[1], n_heads))
+        return self._weights[1]
+
+    def _layout(self, H: int) -> None:
+        """Place and show the static labels for `H` heads (called before their pixels are captured)."""
+        T = len(self.tokens)
+        ncols, nrows, cell, keys_below = _grid_layout(H, T)
+        x0, y0 = _GRID[0], _GRID[2]
+        self.grid_title.set_text(f"{H} head{'s' if H > 1 else ''} in reading order: rows = queries, columns = keys")
+        font = 9 if T * cell >= 100 else MIN_FONT
+        # Unused labels get an empty text rather than set_visible(False): Backdrop owns the visibility of static parts.
+        for h, label in enumerate(self.head_labels):
+            r, c = divmod(h, ncols)
+            label.set_text(f"head {h}" if h < H else "")
+            label.set_position((x0 + (c * (T + 1) + T / 2) * cell, y0 + (r * (T + 2) + 1) * cell))
+            label.set_fontsize(font)
+        bottom = y0 + nrows * (T + 2) * cell
+        for j, label in enumerate(self.key_labels):
+            label.set_text(self.tokens[j] if keys_below else "")
+            label.set_position((x0 + (j + 0.5) * cell, bottom + 3))
+            label.set_fontsize(9 if cell >= _LINE[9] + 2 else MIN_FONT)
+        rx0, _, ry0, ry1 = _ROWS
+        row_h = (ry1 - ry0) / H
+        step = math.ceil(_LINE[MIN_FONT] / row_h)
+        for h, label in enumerate(self.row_labels):
+            label.set_text(f"head {h}" if h < H and h % step == 0 else "")
+            label.set_position((rx0 - 4, ry0 + (h + 0.5) * row_h))
+
+    def update(self, d_model: int = 48, n_heads: int = 4, seed: int = 0, query: int = 1):
+        """Show these values; returns the (same) Figure."""
+        T = len(self.tokens)
+        if isinstance(query, bool) or not isinstance(query, (int, np.integer)) or not 0 <= query < T:
+            raise ValueError(f"query must be a token index in 0..{T - 1}, got {query!r}")
+        w = self.weights(d_model, n_heads, seed)  # (H, T, T)
+        H = w.shape[0]
+        if self._shown == (d_model, n_heads, seed, query):
+            return self.fig
+        self._layout(H)  # cheap: positions and texts only; drawn once per head count
+        self.backdrop.ensure(H)
+        ncols, nrows, cell, _ = _grid_layout(H, T)
+        x0, y0 = _GRID[0], _GRID[2]
+        canvas = _tile(w, ncols, 1, 2)  # (nrows * (T + 2), ncols * (T + 1) - 1)
+        self.grid.set_data(canvas)
+        self.grid.set_extent((x0, x0 + cell * canvas.shape[1], y0 + cell * canvas.shape[0], y0))
+        outlines = []
+        for h in range(H):
+            r, c = divmod(h, ncols)
+            outlines.append(Rectangle((x0 + c * (T + 1) * cell, y0 + (r * (T + 2) + 2 + query) * cell), T * cell, cell))
+        self.outlines.set_paths(outlines)
+        font = 9 if cell >= _LINE[9] + 2 else MIN_FONT
+        step = math.ceil(_LINE[font] / cell)  # every word if the rows are tall enough, else every other one
+        for i, label in enumerate(self.query_labels):
+            label.set_visible((i - query) % step == 0)
+            label.set_position((x0 - 4, y0 + (2 + i + 0.5) * cell))
+            label.set_fontsize(font)
+            label.set_color(QUERY_COLOR if i == query else "black")
+        self.rows.set_data(w[:, query, :])  # (H, T): the query's row in every head
+        self.rows_title.set_text(f"query '{self.tokens[query]}' (row {query}): its weights in each head")
+        self.title.set_text(f"d_model = {d_model} = {H} head{'s' if H > 1 else ''} x d_head {d_model // H}   "
+                            f"(random weights, seed {seed})")
+        self._shown = (d_model, n_heads, seed, query)
+        return self.fig
+
+    def describe(self, d_model: int = 48, n_heads: int = 4, seed: int = 0, query: int = 1) -> str:
+        """What the picture shows for these values, in one or two sentences (its text alternative)."""
+        w = self.weights(d_model, n_heads, seed)[:, query, :]  # (H, T): the query's row per head
+        H, T = w.shape
+        word = self.tokens[query]
+        first = (f"{H} head{'s' if H > 1 else ''} of {d_model // H} dimensions (d_model {d_model}, random weights, "
+                 f"seed {seed}), {'each ' if H > 1 else ''}a {T} x {T} pattern.")
+        if H == 1:
+            return f"{first} Query '{word}' puts most weight on {self._strongest(w[0])}."
+        if H <= 4:
+            per_head = "; ".join(f"head {h} on {self._strongest(w[h])}" for h in range(H))
+            return f"{first} Query '{word}' puts most weight, head by head: {per_head}."
+        head = int(np.argmax(w.max(axis=-1)))
+        tops = [self.tokens[k].lower() for k in np.argmax(w, axis=-1)]  # each head's strongest key ("The" = "the")
+        common = max(set(tops), key=lambda t: (tops.count(t), -tops.index(t)))
+        return (f"{first} Query '{word}': the largest weight is head {head}'s, {self._strongest(w[head])}; "
+                f"{tops.count(common)} of {H} heads put most weight on '{common}'.")
+
+    def _strongest(self, row: np.ndarray) -> str:
+        """The key(s) a row of weights puts most weight on, e.g. "'river' (0.41)" or "'The', 'the' (0.28 each)"."""
+        top = row.max()
+        keys = [f"'{t}'" for t, v in zip(self.tokens, row) if v >= top - 1e-6]  # copies of a word tie exactly
+        return f"{', '.join(keys)} ({top:.2f}{' each' if len(keys) > 1 else ''})"
 
 
 def render_heads(d_model: int = 48, n_heads: int = 4, seed: int = 0, query: int = 1, tokens=TOKENS):
     """The explorer's picture: every head's pattern tiled in one image (head 0 top left,
     the query's row outlined in each) and, on the right, the query's row in every head.
 
-    Drawn fast: one axes spanning the figure in pixel units, one image for all heads, plain
-    texts (no tick machinery, no title layout), a hand-drawn colour bar.
+    A new Figure (640 x 440 CSS px, for a device pixel ratio of 2) for one set of values;
+    `multihead_explorer` keeps one and updates it in place instead.
     """
-    tokens = _check_tokens(tokens)
-    T = len(tokens)
-    if isinstance(query, bool) or not isinstance(query, int) or not 0 <= query < T:
-        raise ValueError(f"query must be a token index in 0..{T - 1}, got {query!r}")
-    w = random_head_weights(d_model, n_heads, seed, tokens)  # (H, T, T)
-    H = w.shape[0]
-    ncols = math.ceil(math.sqrt(H))
-    nrows = -(-H // ncols)
-    gap_x, gap_y = 1, 2  # blank cells between tiles; the rows above a tile hold its head number
-    canvas = _tile(w, ncols, gap_x, gap_y)  # (nrows * (T + gap_y), ncols * (T + gap_x) - gap_x)
-
-    width, height = 840, 440  # pixels at dpi 80: data units below are pixels, y pointing down
-    fig = new_figure(figsize=(width / 80, height / 80), dpi=80)
-    ax = fig.add_axes((0, 0, 1, 1))
-    ax.set_axis_off()
-    fs = 9 if nrows <= 2 else 7
-
-    # left: all heads, one RGBA image (NaN gaps -> white)
-    cell = min(380 / canvas.shape[1], 330 / canvas.shape[0])
-    x0, y0 = 75.0, 48.0
-    ax.imshow(_CMAP(canvas), extent=(x0, x0 + cell * canvas.shape[1], y0 + cell * canvas.shape[0], y0),
-              interpolation="nearest", aspect="auto")
-    # Texts are the slow part of a redraw (about 1 ms each), so big grids get fewer labels.
-    bottom = y0 + cell * canvas.shape[0]
-    for i, token in enumerate(tokens):  # queries beside the first tile row (keys below it when tiles are big)
-        ax.text(x0 - 4, y0 + (gap_y + i + 0.5) * cell, token, ha="right", va="center", fontsize=fs)
-        if H <= 4:
-            ax.text(x0 + (i + 0.5) * cell, bottom + 3, token, ha="center", va="top", rotation=90, fontsize=fs)
-    outlines = []
-    for h in range(H):
-        r, c = divmod(h, ncols)
-        left, top = x0 + c * (T + gap_x) * cell, y0 + (gap_y + r * (T + gap_y)) * cell
-        if H <= 8 or c == 0:  # head numbers in reading order; many heads: the first of each row
-            ax.text(left + T * cell / 2, top - 0.9 * cell, f"head {h}", ha="center", va="center", fontsize=fs)
-        outlines.append(Rectangle((left, top + query * cell), T * cell, cell))
-    ax.add_collection(PatchCollection(outlines, facecolor="none", edgecolor="#e8000b", linewidth=1.3))  # one artist
-    ax.text(x0 + cell * canvas.shape[1] / 2, y0 - 8, f"{H} head{'s' if H > 1 else ''} in reading order: "
-            "rows = queries, columns = keys", ha="center", va="bottom", fontsize=10)
-
-    # right: the query's row in every head
-    rx0, rx1, ry0, ry1 = 560.0, 760.0, 60.0, 300.0
-    ax.imshow(_CMAP(w[:, query, :]), extent=(rx0, rx1, ry1, ry0), interpolation="nearest", aspect="auto")
-    cw, ch = (rx1 - rx0) / T, (ry1 - ry0) / H
-    for j, token in enumerate(tokens):
-        ax.text(rx0 + (j + 0.5) * cw, ry1 + 4, token, ha="center", va="top", rotation=90, fontsize=9)
-    for h in range(0, H, 1 if H <= 8 else 4):
-        ax.text(rx0 - 4, ry0 + (h + 0.5) * ch, f"head {h}", ha="right", va="center", fontsize=8)
-    ax.text((rx0 + rx1) / 2, ry0 - 8, f"weights of '{tokens[query]}' (row {query}), per head", ha="center",
-            va="bottom", fontsize=10)
-
-    # colour bar: 0 at the bottom, 1 at the top
-    bx0, bx1 = 778.0, 788.0
-    ax.imshow(_CMAP(np.linspace(1, 0, 128)[:, None]), extent=(bx0, bx1, ry1, ry0), interpolation="nearest",
-              aspect="auto")
-    ax.add_patch(Rectangle((bx0, ry0), bx1 - bx0, ry1 - ry0, fill=False, edgecolor="black", linewidth=0.6))
-    for value in (0.0, 0.5, 1.0):
-        ax.text(bx1 + 4, ry1 - value * (ry1 - ry0), f"{value:g}", ha="left", va="center", fontsize=8)
-
-    ax.text(width / 2, 6, f"d_model = {d_model} = {H} head{'s' if H > 1 else ''} x d_head {d_model // H}   "
-            f"(random weights, seed {seed})", ha="center", va="top", fontsize=11)
-    ax.set_xlim(0, width)
-    ax.set_ylim(height, 0)
-    return fig
+    picture = _HeadsPicture(tokens)
+    return picture.update(d_model, n_heads, seed, query)
 
 
 def multihead_explorer(d_model: int = 48, n_heads: int = 4, seed: int = 0, query: int = 1) -> Explorer:
@@ -212,5 +324,6 @@ def multihead_explorer(d_model: int = 48, n_heads: int = 4, seed: int = 0, query
             return
         restrict_options(controls["n_heads"], head_choices(controls["d_model"].value))
 
-    return Explorer(controls, render_heads, before_render=before_render,
+    picture = _HeadsPicture()  # one figure per explorer, updated in place
+    return Explorer(controls, picture.update, before_render=before_render, describe=picture.describe,
                     caption="Multi-head attention: d_model is split into n_heads heads of d_head = d_model / n_heads")

@@ -13,7 +13,8 @@ be checked here:
   does, builds and installs `attn_core` into a fresh virtual environment, where every
   module imports from site-packages (not from the source tree);
 - repo2docker itself (`--no-build`) accepts the folder and plans the build we expect;
-- postBuild runs (with `set -e`) and writes a widget setting JupyterLab knows.
+- postBuild runs (with `set -e`) and installs the course's JupyterLab settings overrides
+  (classroom/overrides.json, as `make setup` does), settings JupyterLab knows.
 
 Why not a full `pip install` into a fresh environment: it downloads and unpacks about
 1 GB (torch alone is 190 MB zipped) and takes minutes, while the same pins are already
@@ -215,8 +216,10 @@ def test_postbuild_is_an_executable_bash_script_that_stops_on_errors():
 def test_postbuild_runs_and_turns_on_saving_widget_state(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
-    env = {**os.environ, "HOME": str(home), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    for var in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "MPLCONFIGDIR"):
+    app_dir = tmp_path / "lab-app"  # JupyterLab's application directory (in the image: the env's share/jupyter/lab)
+    env = {**os.environ, "HOME": str(home), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "JUPYTERLAB_DIR": str(app_dir)}
+    for var in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "MPLCONFIGDIR", "JUPYTERLAB_SETTINGS_DIR"):
         env.pop(var, None)
     repo = tmp_path / "repo"  # a copy, as in the image: the script may write where it runs
     shutil.copytree(ROOT, repo, ignore=shutil.ignore_patterns(".venv", ".git", "test-artifacts", "site", "__pycache__"))
@@ -224,12 +227,14 @@ def test_postbuild_runs_and_turns_on_saving_widget_state(tmp_path):
     assert proc.returncode == 0, f"postBuild failed:\n{show(proc)}"
     assert "attn_core 0.1.0 imports" in proc.stdout
 
-    # Each setting must be one the installed JupyterLab or extension declares (schemas
-    # forbid unknown keys: JupyterLab would reject the file), and they must be the ones the
-    # browser test runs with, so that test sees what a Binder learner sees.
-    settings_dir = home / ".jupyter/lab/user-settings"
-    written = {str(p.relative_to(settings_dir).with_suffix("")): json.loads(p.read_text())
-               for p in settings_dir.rglob("*.jupyterlab-settings")}
+    # The settings go to JupyterLab's app-level overrides (the same file `make setup`
+    # installs and a classroom hub uses), not into the learner's ~/.jupyter. Each must be
+    # one the installed JupyterLab or extension declares (schemas forbid unknown keys:
+    # JupyterLab would reject the file), and they must be the ones the browser test runs
+    # with, so that test sees what a Binder learner sees.
+    overrides = json.loads((app_dir / "settings/overrides.json").read_text())
+    assert overrides == json.loads((ROOT / "classroom/overrides.json").read_text())
+    written = {plugin.replace(":", "/"): values for plugin, values in overrides.items()}
     for name, values in written.items():
         jsonschema.validate(values, lab_schema(name))
     assert written["@jupyter-widgets/jupyterlab-manager/plugin"] == {"saveState": True}
@@ -237,6 +242,7 @@ def test_postbuild_runs_and_turns_on_saving_widget_state(tmp_path):
     from browser_util import LAB_SETTINGS
 
     assert written == {k: v for k, v in LAB_SETTINGS.items() if k != "@jupyterlab/notebook-extension/tracker"}
+    assert not list((home / ".jupyter").rglob("*.jupyterlab-settings")), "postBuild wrote user settings"
     # The committed notebooks are trusted in the image (their outputs render unsanitised).
     assert (home / ".local/share/jupyter/nbsignatures.db").exists()
 

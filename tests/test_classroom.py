@@ -310,8 +310,9 @@ def test_load_test_cleans_up_when_stopped_midway(tmp_path):
 # The hub's system-wide JupyterLab settings (docs/classroom.md, section 1).
 
 def test_hub_overrides_are_binders_settings_and_valid():
-    """classroom/overrides.json holds what binder/postBuild writes into one HOME, in the
-    form JupyterLab reads for every user, and each value passes the plugin's schema."""
+    """classroom/overrides.json (which `make setup` and binder/postBuild also install) holds
+    the settings the browser test runs with, in the form JupyterLab reads for every user,
+    and each value passes the plugin's schema."""
     import jsonschema
     from browser_util import LAB_SETTINGS
     from test_binder import lab_schema

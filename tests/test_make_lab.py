@@ -34,10 +34,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_make_lab(prefix: list[str], home: Path) -> tuple[dict, str]:
+def run_make_lab(prefix: list[str], home: Path, settings: tuple[str, ...] = ()) -> tuple[dict, str]:
     """Start `make lab` (behind `prefix`, e.g. runuser), wait for lesson 00, stop it.
 
     Returns the contents-API answer for lesson 00 (or {} if it never came) and the output.
+    For each JupyterLab plugin id in `settings`, the answer also holds what the running
+    server's settings API says about it (`answer["settings"][plugin]`).
     """
     port = free_port()
     env = {"PATH": os.environ["PATH"], "HOME": str(home), "LANG": "C.UTF-8",
@@ -55,6 +57,11 @@ def run_make_lab(prefix: list[str], home: Path) -> tuple[dict, str]:
             try:
                 with urllib.request.urlopen(url, timeout=5) as response:
                     answer = json.load(response)
+                answer["settings"] = {}
+                for plugin in settings:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/lab/api/settings/{plugin}?token={TOKEN}",
+                                                timeout=30) as response:
+                        answer["settings"][plugin] = json.load(response)
                 break
             except urllib.error.HTTPError as err:  # the server is up but answers no: stop waiting
                 answer = {"http_error": err.code}
@@ -72,14 +79,52 @@ def run_make_lab(prefix: list[str], home: Path) -> tuple[dict, str]:
     return answer, log.read_text()
 
 
+# What `make lab` must set, as JupyterLab's app-level overrides (classroom/overrides.json,
+# installed into the environment's share/jupyter/lab/settings/ by `make setup`): widget state
+# saved with the notebook (no "Error displaying widget: model not found" after an autosave),
+# no news pop-up, no update check. Plugin settings default to saveState false, fetchNews "none".
+OVERRIDES = {
+    "@jupyter-widgets/jupyterlab-manager:plugin": {"saveState": True},
+    "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False},
+}
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_make_lab_serves_lesson_00(tmp_path):
-    """`make lab` as whoever runs the tests (root here and in CI) opens lesson 00."""
-    answer, output = run_make_lab([], tmp_path)
+    """`make lab` as whoever runs the tests (root here and in CI) opens lesson 00, and its
+    JupyterLab reports the course's settings as defaults, with nothing written to ~/.jupyter."""
+    answer, output = run_make_lab([], tmp_path, settings=tuple(OVERRIDES))
     assert "Running as root is not recommended" not in output, output[-2000:]
     assert answer.get("name") == "00_start_here.ipynb", f"make lab did not serve lesson 00:\n{output[-3000:]}"
     assert "Error 1" not in output, output[-2000:]
+    for plugin, values in OVERRIDES.items():
+        served = answer["settings"][plugin]
+        for key, value in values.items():
+            assert served["schema"]["properties"][key]["default"] == value, (plugin, key, served["schema"]["properties"][key])
+            assert key not in served["raw"]  # a default for everyone, not a user setting
+    user_files = [p for p in (tmp_path / ".jupyter").rglob("*") if p.is_file()] if (tmp_path / ".jupyter").exists() else []
+    assert not user_files, f"make lab wrote into ~/.jupyter: {user_files}"
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_setup_installs_the_lab_overrides_into_the_environment(tmp_path):
+    """`make setup`'s last step copies classroom/overrides.json to <venv>/share/jupyter/lab/
+    settings/overrides.json, where JupyterLab and Notebook 7 read app-level defaults. Run for
+    a venv in tmp_path, with the install step taken as done (`-o` the stamp), so only that step runs."""
+    venv = tmp_path / "venv"
+    done = subprocess.run(["make", "-o", f"{venv}/.installed", f"VENV={venv}", "setup"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    written = venv / "share/jupyter/lab/settings/overrides.json"
+    assert written.exists(), done.stdout
+    assert json.loads(written.read_text()) == OVERRIDES
+    # `make lab` alone (no `make setup` first) installs it too, before starting JupyterLab
+    other = tmp_path / "other-venv"
+    plan = subprocess.run(["make", "-n", "-o", f"{other}/.installed", f"VENV={other}", "lab"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60).stdout.splitlines()
+    copy = f"cp classroom/overrides.json {other}/share/jupyter/lab/settings/overrides.json"
+    assert copy in plan and plan.index(copy) < next(i for i, line in enumerate(plan) if "jupyter lab" in line), plan
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")

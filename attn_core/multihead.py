@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules import module as _module_hooks
 
 from ._arrays import check_array, check_flag, check_positive_finite, check_positive_int, fmt_shape, is_array
 from .attention import scaled_dot_product_attention
@@ -17,6 +19,16 @@ from .kv_cache import KVCache
 from .positional.rope import _check_positions, apply_rope
 
 __all__ = ["split_heads", "merge_heads", "MultiHeadAttention", "parameter_count", "matmul_flops"]
+
+
+def _global_forward_hooks() -> bool:
+    """Whether any global module forward hook is registered (`nn.modules.module.register_module_forward_hook`)."""
+    return bool(_module_hooks._global_forward_hooks or _module_hooks._global_forward_pre_hooks)
+
+
+def _repack_after_load(module, incompatible_keys) -> None:
+    """After `load_state_dict`, put `w_q`, `w_k`, `w_v` side by side again (see `MultiHeadAttention._pack_qkv`)."""
+    module._pack_qkv()
 
 
 def _check_divisible(d_model: int, n_heads: int) -> None:
@@ -67,6 +79,9 @@ def merge_heads(x):
 
     The inverse of `split_heads`: `merge_heads(split_heads(x, H)) == x`.
     """
+    if type(x) is torch.Tensor and x.ndim == 4:  # the common case (B, H, T, d_head), without the checks' cost
+        B, H, T, d_head = x.shape
+        return x.transpose(1, 2).reshape(B, T, H * d_head)  # (B, H, T, d_head) -> (B, T, H, d_head) -> (B, T, d_model)
     check_array(x, "x", min_ndim=3, expected="(B, H, T, d_head)")
     *lead, H, T, d_head = x.shape
     x = x.swapaxes(-3, -2)  # (B, H, T, d_head) -> (B, T, H, d_head)
@@ -205,6 +220,88 @@ class MultiHeadAttention(nn.Module):
         self.w_k = nn.Linear(d_model, n_kv_heads * self.d_head, bias=bias)
         self.w_v = nn.Linear(d_model, n_kv_heads * self.d_head, bias=bias)
         self.w_o = nn.Linear(d_model, d_model, bias=bias)
+        self._pack_qkv()
+        self.register_load_state_dict_post_hook(_repack_after_load)  # load_state_dict(..., assign=True) gives new memory
+
+    def _pack_qkv(self) -> None:
+        """Store `w_q`, `w_k` and `w_v` side by side in one block of memory; they stay three named layers.
+
+        Each weight becomes a view of its rows of one `(d_model + 2 d_kv, d_model)` matrix,
+        the layout of PyTorch's packed `in_proj_weight` (biases likewise), so self-attention
+        without autograd computes `q`, `k` and `v` with one matrix product instead of three
+        (`_project_qkv`). Training, loading a state_dict and optimizers write into the same
+        memory, so the packed matrix always holds the current weights. Re-done after
+        `.to()` / `.double()` (`_apply`), which give each weight new memory.
+        """
+        linears = (self.w_q, self.w_k, self.w_v)
+        if self._packed_qkv() is not None:
+            return  # still side by side (e.g. .to() of the same dtype and device)
+        with torch.no_grad():
+            weight = torch.cat([lin.weight for lin in linears])  # (d_model + 2 d_kv, d_model)
+            bias = torch.cat([lin.bias for lin in linears]) if self.w_q.bias is not None else None  # (d_model + 2 d_kv,)
+        start = 0
+        for lin in linears:
+            rows = slice(start, start + lin.out_features)
+            lin.weight.data = weight[rows]  # the same Parameter, now a view of the packed matrix
+            if bias is not None:
+                lin.bias.data = bias[rows]
+            start = rows.stop
+        starts = [0, self.w_q.out_features, self.w_q.out_features + self.w_k.out_features]  # first row of each
+        offsets = [r * weight.stride(0) * weight.element_size() for r in starts]  # in bytes
+        offsets += [] if bias is None else [r * bias.element_size() for r in starts]
+        self._qkv = (weight, bias, offsets)
+
+    def __setstate__(self, state):  # pickle and copy.deepcopy copy each weight on its own
+        super().__setstate__(state)
+        self._pack_qkv()
+
+    def _apply(self, fn, *args, **kwargs):
+        module = super()._apply(fn, *args, **kwargs)
+        self._pack_qkv()
+        return module
+
+    def _packed_qkv(self):
+        """The packed `(weight, bias)` if `w_q`, `w_k`, `w_v` still live in it and have no hooks, else None.
+
+        They may not: `load_state_dict(..., assign=True)`, `param.data = ...` or
+        `torch.func.functional_call` give a weight other memory, and a forward hook on
+        `w_q` must see `w_q` run. Then each layer runs on its own. Reads the layers from
+        `_modules` directly: `self.w_q.weight` costs two `nn.Module.__getattr__`, about
+        1 us each, more than this whole check.
+        """
+        packed = self.__dict__.get("_qkv")
+        if packed is None:
+            return None
+        weight, bias, offsets = packed
+        layers = [self._modules[name] for name in ("w_q", "w_k", "w_v")]
+        if any(m._forward_hooks or m._forward_pre_hooks for m in layers) or _global_forward_hooks():
+            return None
+        bases = (weight.data_ptr(),) * 3 + (() if bias is None else (bias.data_ptr(),) * 3)
+        tensors = [m._parameters["weight"] for m in layers] + ([] if bias is None else [m._parameters["bias"] for m in layers])
+        for t, base, offset in zip(tensors, bases, offsets, strict=True):
+            if t is None or t.data_ptr() != base + offset:
+                return None
+        return weight, bias
+
+    def _project_heads(self, query, key, value):
+        """The projections, split into heads: `q (B, H, T, d_head)`, `k` and `v (B, H_kv, S, d_head)`.
+
+        `split_heads(x W_q)` and so on. Self-attention without autograd (inference, under
+        `torch.no_grad()`) takes one product with the packed matrix instead (see
+        `_pack_qkv`), and splits all `H + 2 H_kv` heads at once, as `nn.MultiheadAttention`
+        does: at a classroom's sizes, or for one decoding step, every call costs more time
+        than its arithmetic.
+        """
+        packed = self._packed_qkv() if (key is query and value is query and not torch.is_grad_enabled()) else None
+        if packed is None:
+            q = split_heads(self.w_q(query), self.n_heads)  # (B, T, d_model) -> (B, H, T, d_head)
+            k = split_heads(self.w_k(key), self.n_kv_heads)  # (B, S, d_kv) -> (B, H_kv, S, d_head)
+            v = split_heads(self.w_v(value), self.n_kv_heads)  # (B, S, d_kv) -> (B, H_kv, S, d_head)
+            return q, k, v
+        B, T, _ = query.shape
+        heads = F.linear(query, *packed)  # (B, T, d_model) -> (B, T, d_model + 2 d_kv)
+        heads = heads.view(B, T, -1, self.d_head).transpose(1, 2)  # -> (B, H + 2 H_kv, T, d_head)
+        return heads.split_with_sizes((self.n_heads, self.n_kv_heads, self.n_kv_heads), dim=1)  # (B, H|H_kv, T, d_head)
 
     def extra_repr(self) -> str:
         return (f"d_model={self.d_model}, n_heads={self.n_heads}, d_head={self.d_head}"
@@ -229,7 +326,10 @@ class MultiHeadAttention(nn.Module):
 
     def _check_inputs(self, query, key, value) -> None:
         """query (B, T, d_model), key and value (B, S, d_model), torch tensors in the weights' dtype."""
-        weight_dtype = self.w_q.weight.dtype
+        weight_dtype = self._modules["w_q"]._parameters["weight"].dtype  # self.w_q.weight, without two __getattr__
+        if (query is key and key is value and type(query) is torch.Tensor and query.ndim == 3
+                and query.shape[2] == self.d_model and query.dtype == weight_dtype):
+            return  # self-attention, the common case: checked in a few comparisons
         for name, x in (("query", query), ("key", key), ("value", value)):
             if name != "query" and x is query:
                 continue  # self-attention: the same tensor, checked once
@@ -313,9 +413,7 @@ class MultiHeadAttention(nn.Module):
                     )
         mask = self._heads_layout(mask, "mask", B, T, S)  # (B|1, H|1, T, S) or (T, S)
         bias = self._heads_layout(bias, "bias", B, T, S)  # (B|1, H|1, T, S) or (T, S)
-        q = split_heads(self.w_q(query), self.n_heads)  # (B, T, d_model) -> (B, H, T, d_head)
-        k = split_heads(self.w_k(key), self.n_kv_heads)  # (B, S_new, d_kv) -> (B, H_kv, S_new, d_head)
-        v = split_heads(self.w_v(value), self.n_kv_heads)  # (B, S_new, d_kv) -> (B, H_kv, S_new, d_head)
+        q, k, v = self._project_heads(query, key, value)  # (B, H, T, d_head), (B, H_kv, S_new, d_head) x2
         if self.rope:
             if positions is None and cache is not None:
                 positions = torch.arange(cache.length, S, device=query.device)  # the new tokens follow the cached ones

@@ -1,14 +1,30 @@
-"""Lesson 05's explorers: what each picture shows is right, and bad defaults are refused clearly."""
+"""Lesson 05's explorers: what each picture shows is right, and bad defaults are refused clearly.
 
+Also issue 12: one Figure updated in place, the picture within the size budget, every
+label at least 8 pt and none overlapping at the extreme values, the text alternative
+following the picture, and the blitted picture equal to a full redraw.
+"""
+
+import io
+import itertools
 import math
 
 import numpy as np
 import pytest
 import torch
+from matplotlib.text import Text
+from PIL import Image
 
 from attn_core.positional import apply_rope, sinusoidal_encoding
+from attn_core.viz import figure_to_png
+from attn_core.widgets._base import png_size
+from attn_core.widgets._pixels import PixelImage
 from attn_core.widgets.positional import (
     _rope_query_key,
+    _RopePicture,
+    _SinusoidalPicture,
+    describe_rope,
+    describe_sinusoidal,
     render_rope,
     render_sinusoidal,
     rope_explorer,
@@ -19,8 +35,30 @@ from attn_core.widgets.positional import (
 
 def _image(fig):
     (ax,) = fig.axes
-    (im,) = ax.images
+    (im,) = [a for a in ax.artists if isinstance(a, PixelImage)]
     return np.asarray(im.get_array())
+
+
+def pixels(png) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(bytes(png))).convert("RGB")).astype(int)
+
+
+def visible_labels(fig):
+    """Every visible, non-empty Text of the figure (titles, ticks, axis labels, cached labels)."""
+    return [t for t in fig.findobj(Text) if t.get_visible() and t.get_text() and
+            all(a.get_visible() for a in (t.axes,) if a is not None)]
+
+
+def assert_readable(fig, where):
+    """No label under 8 pt (at 80 CSS dpi: the figure's points), no two labels' boxes overlapping."""
+    figure_to_png(fig)  # lay everything out at the figure's own resolution
+    renderer = fig.canvas.get_renderer()
+    labels = visible_labels(fig)
+    small = [(t.get_text(), t.get_fontsize()) for t in labels if t.get_fontsize() < 8]
+    assert not small, (where, small)
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in labels]
+    for (a, box_a), (b, box_b) in itertools.combinations(boxes, 2):
+        assert not box_a.overlaps(box_b), (where, a, b)
 
 
 # ----------------------------------------------------------------- sinusoidal_explorer
@@ -40,12 +78,76 @@ def test_similarity_view_is_constant_along_diagonals_with_ones_on_the_main_one(d
 
 
 def test_waves_view_draws_sine_columns_with_their_periods():
-    fig = render_sinusoidal(d_model=64, base=10000, n_positions=100, view="waves")
-    (ax,) = fig.axes
+    picture = _SinusoidalPicture()
+    picture.render(d_model=64, base=10000, n_positions=100, view="waves")
     pe = sinusoidal_encoding(100, 64, dtype=torch.float64).numpy()
-    assert [line.get_ydata().tolist() for line in ax.lines] == [pe[:, c].tolist() for c in (0, 16, 32, 48)]
-    labels = [t.get_text() for t in ax.texts]
+    assert [line.get_ydata().tolist() for line in picture.lines] == [pe[:, c].tolist() for c in (0, 16, 32, 48)]
+    assert not any(isinstance(a, PixelImage) and a.get_visible() for a in picture.ax.artists)
+    labels = [t.get_text() for t in picture.wave_labels]
     assert labels[0] == "dim 0\nperiod 6.3" and labels[-1] == f"dim 48\nperiod {2 * math.pi * 10000 ** 0.75:,.0f}"
+
+
+def test_one_figure_updated_in_place():
+    ex = sinusoidal_explorer()
+    fig = ex.figure()
+    for name, value in [("d_model", 8), ("view", "waves"), ("base", 10), ("n_positions", 200), ("view", "similarity")]:
+        before = bytes(ex.view.value)
+        ex.controls[name].value = value
+        assert ex.figure() is fig and bytes(ex.view.value) != before
+
+
+def test_table_ticks_follow_the_slider():
+    picture = _SinusoidalPicture()
+    for d_model, n_positions in [(4, 10), (64, 100), (128, 200)]:
+        picture.render(d_model=d_model, n_positions=n_positions, view="table")
+        shown = [float(t.get_text()) for t in picture.x_ticks.labels if t.get_visible()]
+        assert shown and min(shown) == 0 and max(shown) <= d_model - 1 and len(shown) >= 3
+        assert picture.ax.get_xlim() == (-0.5, d_model - 0.5) and picture.ax.get_ylim() == (n_positions - 0.5, -0.5)
+        rows = [float(t.get_text()) for t in picture.y_ticks.labels if t.get_visible()]
+        assert max(rows) <= n_positions - 1
+
+
+@pytest.mark.parametrize("view", ["table", "similarity", "waves"])
+def test_sinusoidal_labels_are_readable_at_the_extremes(view):
+    picture = _SinusoidalPicture()
+    for d_model, base, n_positions in itertools.product((4, 128), (10, 100000), (10, 200)):
+        fig = picture.render(d_model=d_model, base=base, n_positions=n_positions, view=view)
+        assert_readable(fig, (view, d_model, base, n_positions))
+
+
+def test_sinusoidal_size_budget_and_natural_size():
+    ex = sinusoidal_explorer()
+    width, height = png_size(ex.view.value)
+    assert width // 2 <= 640 and height // 2 <= 480
+    assert ex.view.layout.width == f"{width // 2}px"
+
+
+def test_sinusoidal_description_follows_the_picture():
+    ex = sinusoidal_explorer(view="similarity", d_model=64, base=10000, n_positions=100)
+    assert ex.view.tooltip == describe_sinusoidal(64, 10000, 100, "similarity") and ex.view.tooltip in ex.alt.value
+    pe = sinusoidal_encoding(100, 64, dtype=torch.float64).numpy()
+    near, far = pe[0] @ pe[1] / 32, pe[0] @ pe[50] / 32  # the numbers it quotes, from the encoding itself
+    assert f"offset 1 gives {near:.2f}, offset 50 gives {far:.2f}" in ex.view.tooltip
+    seen = {ex.view.tooltip}
+    for name, value in [("view", "table"), ("d_model", 8), ("base", 10), ("view", "waves"), ("n_positions", 30)]:
+        ex.controls[name].value = value
+        assert ex.view.tooltip not in seen, (name, value)
+        seen.add(ex.view.tooltip)
+    assert "dimensions 0, 2, 4, 6" in ex.view.tooltip and "30 positions" in ex.view.tooltip
+    slow = describe_sinusoidal(d_model=4, base=10, n_positions=200, view="table")
+    assert "period of 19.9 positions" in slow and "repeats" in slow  # 2 pi 10^(2/4) = 19.87
+
+
+@pytest.mark.parametrize("view", ["table", "similarity", "waves"])
+def test_blitted_picture_equals_a_full_redraw(view):
+    ex = sinusoidal_explorer(view=view, d_model=36, n_positions=70, base=1000)
+    ex.controls["d_model"].value = 40  # an update: the static parts pasted, the rest drawn
+    fast = pixels(ex.view.value)
+    picture = ex._render_fn.__self__
+    picture.backdrop.forget()  # no saved pixels: everything drawn the ordinary way
+    full = pixels(figure_to_png(ex.figure()))
+    assert fast.shape == full.shape
+    assert (np.abs(fast - full).max(axis=-1) > 8).mean() < 0.001
 
 
 def test_each_control_change_renders_once():
@@ -72,15 +174,22 @@ def test_sinusoidal_explorer_refuses_bad_defaults(kwargs, error, words):
 # ----------------------------------------------------------------- rope_explorer
 
 
-def _title_score(fig):
-    title = fig.axes[1].get_title()  # "m=3, n=7: score -0.030"
+def _title_score(picture):
+    title = picture.curve_title.get_text()  # "m=3, n=7: score -0.030"
     return float(title.rsplit(" ", 1)[-1])
 
 
 def test_score_depends_only_on_the_offset():
-    scores = {(m, n): _title_score(render_rope(m=m, n=n)) for m, n in [(0, 4), (3, 7), (20, 24), (27, 31)]}
+    picture = _RopePicture()
+    scores = {}
+    for m, n in [(0, 4), (3, 7), (20, 24), (27, 31)]:
+        picture.render(m=m, n=n)
+        scores[(m, n)] = _title_score(picture)
+        assert picture.marker.get_ydata()[0] == pytest.approx(scores[(m, n)], abs=5e-4)
+        assert picture.marker.get_xdata()[0] == 4
     assert len(set(scores.values())) == 1
-    assert _title_score(render_rope(m=3, n=8)) != scores[(3, 7)]
+    picture.render(m=3, n=8)
+    assert _title_score(picture) != scores[(3, 7)]
 
 
 def test_the_marked_score_lies_on_the_curve_and_matches_rope():
@@ -92,21 +201,58 @@ def test_the_marked_score_lies_on_the_curve_and_matches_rope():
         assert math.isclose(curve[list(offsets).index(n - m)], score, abs_tol=1e-12)
 
 
-def test_plane_arrows_keep_their_length():
+def test_plane_arrows_keep_their_length_and_turn_by_the_angle():
     q, k = _rope_query_key()
-    fig = render_rope(m=11, n=29, pair=2, base=100)
-    ax_plane = fig.axes[0]
-    tips = [np.hypot(*a.xy) for a in ax_plane.texts]  # the four arrows: q, k before; q at m, k at n after
-    assert len(tips) == 4
-    assert math.isclose(tips[0], tips[2]) and math.isclose(tips[1], tips[3])
-    assert math.isclose(tips[0], float(q[4:6].norm())) and math.isclose(tips[1], float(k[4:6].norm()))
+    picture = _RopePicture()
+    picture.render(m=11, n=29, pair=2, base=100)
+    tips = [np.array(a._posA_posB[1]) for a in picture.arrows]  # q, k as given; q at m, k at n
+    assert all(a._posA_posB[0] == (0.0, 0.0) for a in picture.arrows)
+    lengths = [float(np.hypot(*tip)) for tip in tips]
+    assert math.isclose(lengths[0], lengths[2]) and math.isclose(lengths[1], lengths[3])
+    assert math.isclose(lengths[0], float(q[4:6].norm())) and math.isclose(lengths[1], float(k[4:6].norm()))
+    theta = 100 ** (-2 * 2 / 16)  # pair 2 at base 100
+    turned = math.atan2(*tips[2][::-1]) - math.atan2(*tips[0][::-1])
+    assert math.isclose(math.remainder(turned - 11 * theta, 2 * math.pi), 0, abs_tol=1e-9)
+    assert picture.plane_title.get_text() == f"dims 4,5: {math.degrees(theta):.3g}°/position"
 
 
 def test_moving_both_positions_together_keeps_the_marker_height():
     ex = rope_explorer(m=2, n=9)
-    first = _title_score(ex.figure())
+    picture = ex._render_fn.__self__
+    first = _title_score(picture)
     ex.controls["m"].value, ex.controls["n"].value = 12, 19
-    assert math.isclose(_title_score(ex.figure()), first)
+    assert ex.figure() is picture.fig
+    assert math.isclose(_title_score(picture), first)
+
+
+def test_rope_description_follows_the_picture():
+    ex = rope_explorer(m=3, n=7)
+    assert ex.view.tooltip == describe_rope(3, 7) and ex.view.tooltip in ex.alt.value
+    assert f"score {_title_score(ex._render_fn.__self__):.3f}" in ex.view.tooltip and "(offset 4)" in ex.view.tooltip
+    seen = {ex.view.tooltip}
+    for name, value in [("m", 5), ("n", 0), ("pair", 7), ("base", 10)]:
+        ex.controls[name].value = value
+        assert ex.view.tooltip not in seen, (name, value)
+        seen.add(ex.view.tooltip)
+    assert "(offset -5)" in ex.view.tooltip and "Dimensions 14,15" in ex.view.tooltip
+
+
+def test_rope_labels_are_readable_and_the_size_within_budget():
+    picture = _RopePicture()
+    for m, n, pair, base in itertools.product((0, 31), (0, 31), (0, 7), (10, 100000)):
+        assert_readable(picture.render(m=m, n=n, pair=pair, base=base), (m, n, pair, base))
+    width, height = png_size(figure_to_png(picture.fig))
+    assert width // 2 <= 640 and height // 2 <= 480
+
+
+def test_rope_blitted_picture_equals_a_full_redraw():
+    ex = rope_explorer(m=5, n=20, pair=3, base=1000)
+    ex.controls["n"].value = 21
+    fast = pixels(ex.view.value)
+    picture = ex._render_fn.__self__
+    picture.backdrop.forget()
+    full = pixels(figure_to_png(ex.figure()))
+    assert (np.abs(fast - full).max(axis=-1) > 8).mean() < 0.001
 
 
 @pytest.mark.parametrize("kwargs, error, words", [

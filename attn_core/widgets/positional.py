@@ -6,28 +6,45 @@
 - `rope_explorer`: a query and a key rotated by RoPE; one pair of dimensions drawn as
   arrows in its plane, and the score as a function of the offset `n - m`.
 
-`render_sinusoidal` and `render_rope` draw the pictures (one figure per call, no pyplot);
-they are not explorers, so they stay out of `__all__`.
+Each explorer builds one figure (`viz.explorer_figure`) and updates its artists in place
+(`set_data`, `set_extent`, `set_text`): the static parts (frames, axis labels, fixed
+ticks) are drawn once per layout and pasted as pixels (`_figure.Backdrop`), and labels that
+change keep their pixels per string and place (`_figure.CachedText`).
+
+`render_sinusoidal` and `render_rope` draw the same pictures into a figure of their own
+(one per call, for a static copy or a test); `describe_sinusoidal` and `describe_rope`
+say in words what a picture shows (the explorers' text alternative). They are not
+explorers, so they stay out of `__all__`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 
 import ipywidgets as W
+import matplotlib
+import numpy as np
 import torch
+from matplotlib.lines import Line2D
+from matplotlib.markers import TICKDOWN, TICKLEFT
+from matplotlib.patches import FancyArrowPatch, Rectangle
 from matplotlib.ticker import MaxNLocator
+from matplotlib.transforms import offset_copy
 
 from ..positional.rope import apply_rope
 from ..positional.sinusoidal import sinusoidal_encoding
-from ..viz import DIVERGING, new_figure
+from ..viz import DIVERGING, explorer_figure
 from ._base import Explorer
+from ._figure import Backdrop, CachedText, cached_text
+from ._pixels import PixelImage
 
 __all__ = ["sinusoidal_explorer", "rope_explorer"]
 
 _BASES = (10, 100, 1000, 10000, 100000)
 _STYLE = {"description_width": "initial"}
+_FONT = 9  # points at 80 CSS dpi: every label of these pictures is at least 8 pt
 
 
 def _check_choice(value, name: str, options) -> None:
@@ -44,14 +61,197 @@ def _check_range(value, name: str, lo: int, hi: int, step: int = 1) -> int:
     return value
 
 
+@contextlib.contextmanager
+def _one_torch_thread():
+    """Run the explorer's small torch computations on one thread, then restore the thread count.
+
+    On a busy 2-core machine, torch's second intra-op thread turns a 0.3 ms `sin` of a
+    (200, 128) table into 10-30 ms of waiting; one thread has nothing to wait for.
+    """
+    n_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n_threads)
+
+
+class _Ticks:
+    """The ticks of one axis as one line of tick marks and a few `CachedText` labels.
+
+    matplotlib's own ticks are laid out and drawn anew on every draw (about 1 ms per tick
+    at a device pixel ratio of 2); these restore the pixels of a label already drawn at
+    that place, so an axis whose range changes with a slider stays cheap to redraw.
+    """
+
+    def __init__(self, ax, axis: str, n_max: int = 8, fontsize: float = _FONT, length: float = 3.5):
+        self.ax, self.axis = ax, axis
+        fig = ax.figure
+        if axis == "x":
+            base = ax.get_xaxis_transform()  # (data x, axes y)
+            place = offset_copy(base, fig=fig, y=-(length + 2), units="points")
+            style = {"ha": "center", "va": "top"}
+            marker = TICKDOWN
+        else:
+            base = ax.get_yaxis_transform()  # (axes x, data y)
+            place = offset_copy(base, fig=fig, x=-(length + 2), units="points")
+            style = {"ha": "right", "va": "center"}
+            marker = TICKLEFT
+        self.marks = Line2D([], [], linestyle="none", marker=marker, markersize=length, markeredgewidth=0.8,
+                            color="black", transform=base, clip_on=False)
+        ax.add_line(self.marks)
+        self.labels = []
+        for _ in range(n_max):
+            label = CachedText(0, 0, "", transform=place, fontsize=fontsize, clip_on=False, **style)
+            ax.add_artist(label)
+            self.labels.append(label)
+
+    @property
+    def artists(self) -> list:
+        return [self.marks, *self.labels]
+
+    def set(self, lo: float, hi: float, n_bins: int = 5, integer: bool = True, fmt: str = "{:g}") -> list:
+        """Ticks at round values inside `[lo, hi]` (at most `n_bins + 1`); returns the values."""
+        values = [v for v in MaxNLocator(n_bins, integer=integer).tick_values(lo, hi) if lo <= v <= hi]
+        values = values[:len(self.labels)]
+        zeros = np.zeros(len(values))
+        self.marks.set_data((values, zeros) if self.axis == "x" else (zeros, values))
+        for i, label in enumerate(self.labels):
+            label.set_visible(i < len(values))
+            if i < len(values):
+                label.set_position((values[i], 0) if self.axis == "x" else (0, values[i]))
+                label.set_text(fmt.format(values[i]))
+        return values
+
+    def hide(self) -> None:
+        for artist in self.artists:
+            artist.set_visible(False)
+
+
 # --------------------------------------------------------------------------- sinusoidal
 
 _SIN_VIEWS = ("table", "similarity", "waves")
 _OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#CC79A7")  # colour-blind-safe line colours
+_SIN_MAX_POSITIONS = 200
+_SIN_FIGSIZE = (5.6, 3.5)  # inches: 448 x 280 CSS px
+_SIN_AXES = {"table": (0.13, 0.15, 0.84, 0.73), "similarity": (0.13, 0.15, 0.84, 0.73),
+             "waves": (0.13, 0.15, 0.62, 0.73)}  # (left, bottom, width, height) of the one axes, per view
+_SIN_LABELS = {"table": ("dimension", "position"), "similarity": ("position q", "position p"),
+               "waves": ("position", "PE value")}
+
+
+def _wave_columns(d_model: int) -> list[int]:
+    """The sine columns the waves view draws: `0, d/4, d/2, 3d/4`, rounded down to even."""
+    return sorted({2 * ((c * d_model // 4) // 2) for c in range(4)})
+
+
+def _period(column: int, d_model: int, base: float) -> float:
+    """Wavelength in positions of column pair `column`: `2 pi base^(column / d_model)`."""
+    return 2 * math.pi * float(base) ** (column / d_model)
+
+
+def _fmt_period(period: float) -> str:
+    return f"{period:,.{1 if period < 100 else 0}f}"
+
+
+class _SinusoidalPicture:
+    """The figure of `sinusoidal_explorer`, built once; `render(**values)` updates it in place.
+
+    One axes shows the current view: an image (table or similarity), or four lines and
+    their labels (waves). The frame, the axis labels and the white backgrounds are pasted
+    from a `Backdrop` per view; the image, the lines, the ticks and the title are redrawn.
+    """
+
+    def __init__(self):
+        self.fig = fig = explorer_figure(_SIN_FIGSIZE)
+        self.ax = ax = fig.add_axes(_SIN_AXES["table"])
+        ax.set_xticks([])  # ticks of our own (`_Ticks`): cheap when the range changes
+        ax.set_yticks([])
+        for spine in ax.spines.values():  # the image would cover half of them: a frame drawn over it instead
+            spine.set_visible(False)
+        self.image = PixelImage(ax, matplotlib.colormaps[DIVERGING], vmin=-1, vmax=1)
+        self.lines = [ax.plot([], [], lw=1.2, color=colour)[0] for colour in _OKABE_ITO]
+        self.frame = Rectangle((0, 0), 1, 1, transform=ax.transAxes, fill=False, linewidth=0.8,
+                               edgecolor="black", clip_on=False, zorder=3)
+        ax.add_patch(self.frame)
+        self.wave_labels = [cached_text(fig, 0.775, 0.86 - 0.19 * row, color=colour, fontsize=8, va="top")
+                            for row, colour in enumerate(_OKABE_ITO)]
+        self.title = cached_text(fig, 0.5, 0.975, ha="center", va="top", fontsize=10)
+        self.x_ticks, self.y_ticks = _Ticks(ax, "x"), _Ticks(ax, "y")
+        dynamic = [self.image, *self.lines, self.frame, *self.wave_labels, self.title, *self.x_ticks.artists,
+                   *self.y_ticks.artists]
+        self.backdrop = Backdrop(fig, [ax], dynamic)
+        self.view = None
+        self.tables = {}  # (d_model, base) -> PE for the most positions offered (rows are independent of their count)
+
+    def table(self, d_model: int, base: float, n_positions: int) -> np.ndarray:
+        """`sinusoidal_encoding(n_positions, d_model, base)` as float64 numpy, computed once per (d_model, base)."""
+        key = (d_model, base)
+        if key not in self.tables:
+            if len(self.tables) >= 32:
+                self.tables.clear()
+            with _one_torch_thread():
+                self.tables[key] = sinusoidal_encoding(_SIN_MAX_POSITIONS, d_model, base, dtype=torch.float64).numpy()
+        return self.tables[key][:n_positions]  # (max P, d_model) -> (P, d_model)
+
+    def _layout(self, view: str) -> None:
+        """Place the axes and name its axes for `view` (static parts: captured per view)."""
+        if view == self.view:
+            return
+        self.ax.set_position(_SIN_AXES[view])
+        xlabel, ylabel = _SIN_LABELS[view]
+        self.ax.set_xlabel(xlabel, fontsize=_FONT, labelpad=16)
+        self.ax.set_ylabel(ylabel, fontsize=_FONT, labelpad=26)
+        self.view = view
+
+    def render(self, d_model: int = 64, base: float = 10000, n_positions: int = 100, view: str = "table"):
+        _check_choice(view, "view", _SIN_VIEWS)
+        self._layout(view)
+        self.backdrop.ensure(view)
+        ax = self.ax
+        pe = self.table(d_model, base, n_positions)  # (P, d_model)
+        header = f"d_model={d_model}, base={base:,}"
+        is_image = view != "waves"
+        self.image.set_visible(is_image)
+        for artist in (*self.lines, *self.wave_labels):
+            artist.set_visible(not is_image)
+        if view == "table":
+            self.image.set_data(pe)
+            self.image.set_extent((-0.5, d_model - 0.5, n_positions - 0.5, -0.5))
+            ax.set_xlim(-0.5, d_model - 0.5)
+            ax.set_ylim(n_positions - 0.5, -0.5)
+            self.x_ticks.set(0, d_model - 1)
+            self.y_ticks.set(0, n_positions - 1)
+            self.title.set_text(f"PE[position, dimension], {header}")
+        elif view == "similarity":
+            gram = pe @ pe.T / (d_model / 2)  # (P, d_model) x (d_model, P) -> (P, P)
+            self.image.set_data(gram)
+            self.image.set_extent((-0.5, n_positions - 0.5, n_positions - 0.5, -0.5))
+            ax.set_xlim(-0.5, n_positions - 0.5)
+            ax.set_ylim(n_positions - 0.5, -0.5)
+            self.x_ticks.set(0, n_positions - 1)
+            self.y_ticks.set(0, n_positions - 1)
+            self.title.set_text(f"PE[p].PE[q] / (d_model/2), {header}")
+        else:
+            positions = np.arange(n_positions)
+            columns = _wave_columns(d_model)
+            for row, (line, label) in enumerate(zip(self.lines, self.wave_labels)):
+                line.set_visible(row < len(columns))
+                label.set_visible(row < len(columns))
+                if row < len(columns):
+                    c = columns[row]
+                    line.set_data(positions, pe[:, c])
+                    label.set_text(f"dim {c}\nperiod {_fmt_period(_period(c, d_model, base))}")
+            ax.set_xlim(0, n_positions - 1)
+            ax.set_ylim(-1.1, 1.1)
+            self.x_ticks.set(0, n_positions - 1)
+            self.y_ticks.set(-1, 1, n_bins=4, integer=False)
+            self.title.set_text(f"sine columns, {header}")
+        return self.fig
 
 
 def render_sinusoidal(d_model: int = 64, base: float = 10000, n_positions: int = 100, view: str = "table"):
-    """The figure of `sinusoidal_explorer`, one of three views of `PE = sinusoidal_encoding(...)`.
+    """The figure of `sinusoidal_explorer`, one of three views of `PE = sinusoidal_encoding(...)` (a new figure).
 
     - `"table"`: `PE (n_positions, d_model)`, position down, dimension across.
     - `"similarity"`: `PE[p] . PE[q] / (d_model/2)` for every pair of positions (the
@@ -60,39 +260,31 @@ def render_sinusoidal(d_model: int = 64, base: float = 10000, n_positions: int =
     - `"waves"`: four sine columns `0, d/4, d/2, 3d/4` (rounded to even) against the
       position: the first turns once every 6.28 positions, later ones ever more slowly.
     """
+    return _SinusoidalPicture().render(d_model=d_model, base=base, n_positions=n_positions, view=view)
+
+
+def describe_sinusoidal(d_model: int = 64, base: float = 10000, n_positions: int = 100, view: str = "table") -> str:
+    """What `render_sinusoidal` shows for these values, in one or two sentences (its text alternative)."""
     _check_choice(view, "view", _SIN_VIEWS)
-    pe = sinusoidal_encoding(n_positions, d_model, base, dtype=torch.float64).numpy()  # (P, d_model)
-    fig = new_figure(figsize=(5.2, 3.2))
-    fig.subplots_adjust(left=0.12, right=0.97, bottom=0.15, top=0.9)
-    ax = fig.subplots()
-    header = f"d_model={d_model}, base={base:g}"
+    slowest = _period(2 * ((d_model - 1) // 2), d_model, base)
     if view == "table":
-        ax.imshow(pe, cmap=DIVERGING, vmin=-1, vmax=1, aspect="auto", interpolation="nearest")
-        ax.set_xlabel("dimension")
-        ax.set_ylabel("position")
-        ax.set_title(f"PE, {header}", fontsize=10)
-    elif view == "similarity":
-        gram = pe @ pe.T / (d_model / 2)  # (P, d_model) x (d_model, P) -> (P, P)
-        ax.imshow(gram, cmap=DIVERGING, vmin=-1, vmax=1, aspect="auto", interpolation="nearest")
-        ax.set_xlabel("position q")
-        ax.set_ylabel("position p")
-        ax.set_title(f"PE[p].PE[q] / (d_model/2), {header}", fontsize=10)
-    else:
-        columns = sorted({2 * ((c * d_model // 4) // 2) for c in range(4)})
-        for row, c in enumerate(columns):
-            period = 2 * math.pi * float(base) ** (c / d_model)
-            line, = ax.plot(pe[:, c], lw=1.2, color=_OKABE_ITO[row])
-            ax.text(1.02, 0.95 - 0.22 * row, f"dim {c}\nperiod {period:,.{1 if period < 100 else 0}f}",
-                    color=line.get_color(),
-                    transform=ax.transAxes, fontsize=8, va="top")  # colour-matched labels: cheaper than a legend
-        fig.subplots_adjust(right=0.78)
-        ax.set_ylim(-1.1, 1.1)
-        ax.set_xlabel("position")
-        ax.set_ylabel("PE value")
-        ax.set_title(f"sine columns, {header}", fontsize=10)
-    ax.xaxis.set_major_locator(MaxNLocator(5, integer=True))
-    ax.yaxis.set_major_locator(MaxNLocator(5))
-    return fig
+        return (f"The sinusoidal encoding table, {n_positions} positions (rows) by {d_model} dimensions "
+                f"(columns), base {base:,}: the first columns alternate every few positions, the last pair "
+                f"has a period of {_fmt_period(slowest)} positions"
+                + (", longer than the positions shown, so it barely changes." if slowest > n_positions
+                   else ", shorter than the positions shown, so it repeats."))
+    if view == "similarity":
+        omega = float(base) ** (-2.0 * np.arange(d_model // 2) / d_model)  # (d_model/2,) angular speeds
+        far = n_positions // 2
+        # PE[p] . PE[p + o] = sum_i (sin sin + cos cos) = sum_i cos(omega_i o), over d_model/2 pairs
+        near, distant = (float(np.cos(omega * o).mean()) for o in (1, far))
+        return (f"Similarity of every pair of {n_positions} positions, d_model {d_model}, base {base:,}: "
+                f"constant along diagonals, so it depends only on the offset; offset 1 gives {near:.2f}, "
+                f"offset {far} gives {distant:.2f}.")
+    columns = _wave_columns(d_model)
+    periods = ", ".join(_fmt_period(_period(c, d_model, base)) for c in columns)
+    return (f"{len(columns)} sine columns (dimensions {', '.join(map(str, columns))}) over {n_positions} positions, "
+            f"d_model {d_model}, base {base:,}: periods of {periods} positions, each slower than the last.")
 
 
 def sinusoidal_explorer(d_model: int = 64, base: float = 10000, n_positions: int = 100,
@@ -115,14 +307,15 @@ def sinusoidal_explorer(d_model: int = 64, base: float = 10000, n_positions: int
     n_positions = _check_range(n_positions, "n_positions", 10, 200, 10)
     _check_choice(view, "view", _SIN_VIEWS)
     controls = {
-        "d_model": W.IntSlider(value=d_model, min=4, max=128, step=4, description="d_model", style=_STYLE,
-                               continuous_update=False),
+        "d_model": W.IntSlider(value=d_model, min=4, max=128, step=4, description="d_model", style=_STYLE),
         "base": W.Dropdown(options=[(f"{b:,}", b) for b in _BASES], value=base, description="base", style=_STYLE),
         "n_positions": W.IntSlider(value=n_positions, min=10, max=200, step=10, description="positions",
-                                   style=_STYLE, continuous_update=False),
-        "view": W.ToggleButtons(options=_SIN_VIEWS, value=view, description="view", style=_STYLE),
+                                   style=_STYLE),
+        "view": W.ToggleButtons(options=_SIN_VIEWS, value=view, description="view",
+                                style={**_STYLE, "button_width": "72px"}),  # three buttons fit the 280 px column
     }
-    return Explorer(controls, render_sinusoidal,
+    picture = _SinusoidalPicture()
+    return Explorer(controls, picture.render, describe=describe_sinusoidal,
                     caption="Sinusoidal positional encoding: change the width, the base and the length")
 
 
@@ -130,6 +323,8 @@ def sinusoidal_explorer(d_model: int = 64, base: float = 10000, n_positions: int
 
 _ROPE_D_HEAD = 16  # 8 pairs of dimensions
 _ROPE_MAX_POS = 31
+_ROPE_FIGSIZE = (6.4, 3.0)  # inches: 512 x 240 CSS px
+_Q_COLOUR, _K_COLOUR = "#1b6ca8", "#d95f02"
 
 
 def _rope_query_key():
@@ -154,51 +349,126 @@ def rope_scores(q, k, m: int, n: int, base: float = 10000.0):
     return float(q_m @ k_n), offsets.numpy(), curve.numpy()
 
 
+def _degrees_per_position(pair: int, base: float) -> float:
+    """RoPE's angle step of pair `pair`: `theta = base^(-2 pair / d_head)`, in degrees."""
+    return math.degrees(float(base) ** (-2.0 * pair / _ROPE_D_HEAD))
+
+
+class _RopeTables:
+    """The fixed query and key rotated to every position, once per base (the explorer's only computation).
+
+    `tables(base)` gives `(q_at (32, D), k_at (63, D), curve (63,))`: the query at positions
+    0..31, the key at positions -31..31 and the score `<rope(q, 0), rope(k, offset)>` per
+    offset (as `rope_scores`). The score at `(m, n)` is `q_at[m] . k_at[n + 31]`.
+    """
+
+    def __init__(self):
+        self.q, self.k = _rope_query_key()
+        self._by_base = {}
+
+    def tables(self, base: float):
+        if base not in self._by_base:
+            positions = torch.arange(-_ROPE_MAX_POS, _ROPE_MAX_POS + 1)  # (63,) -31..31
+            with _one_torch_thread():
+                q_at = apply_rope(self.q.expand(_ROPE_MAX_POS + 1, -1), positions[_ROPE_MAX_POS:], base=base)  # (32, D)
+                k_at = apply_rope(self.k.expand(len(positions), -1), positions, base=base)  # (63, D)
+                curve = k_at @ q_at[0]  # (63, D) x (D,) -> (63,): query at position 0
+            self._by_base[base] = (q_at.numpy(), k_at.numpy(), curve.numpy())
+        return self._by_base[base]
+
+    def score(self, m: int, n: int, base: float) -> float:
+        q_at, k_at, _ = self.tables(base)
+        return float(q_at[m] @ k_at[n + _ROPE_MAX_POS])  # (D,) . (D,)
+
+    def describe(self, m: int = 3, n: int = 7, pair: int = 0, base: float = 10000) -> str:
+        """What the RoPE picture shows for these values, in two sentences (its text alternative)."""
+        return (f"Query at position {m}, key at {n} (offset {n - m}): score {self.score(m, n, base):.3f}, the same "
+                f"for every pair of positions {n - m} apart. Dimensions {2 * pair},{2 * pair + 1} turn "
+                f"{_degrees_per_position(pair, base):.3g}° per position (base {base:,}).")
+
+
+class _RopePicture:
+    """The figure of `rope_explorer`, built once; `render(**values)` updates it in place.
+
+    The score axes (frame, ticks and labels for the y-range of a base) are pasted from a
+    `Backdrop` per base; the arrows, dots, curve, marker and titles are redrawn.
+    """
+
+    def __init__(self, tables: _RopeTables | None = None):
+        self.tables = tables if tables is not None else _RopeTables()
+        self.fig = fig = explorer_figure(_ROPE_FIGSIZE)
+        self.ax_plane = ax_plane = fig.add_axes((0.02, 0.04, 0.32, 0.78))
+        self.ax_curve = ax_curve = fig.add_axes((0.46, 0.17, 0.51, 0.67))
+        ax_plane.set_axis_off()  # no frame, no ticks: only the vectors
+        ax_plane.set_aspect("equal")
+        self.trail, = ax_plane.plot([], [], ".", color="#999999", markersize=3)
+        self.cross = [ax_plane.plot([], [], color="#dddddd", lw=0.6)[0] for _ in range(2)]
+        self.arrows = [FancyArrowPatch((0, 0), (1, 0), arrowstyle="->", mutation_scale=10, color=colour, alpha=alpha,
+                                       linewidth=lw, shrinkA=0, shrinkB=0)  # q, k as given; q at m, k at n
+                       for colour, alpha, lw in ((_Q_COLOUR, 0.3, 1.5), (_K_COLOUR, 0.3, 1.5),
+                                                 (_Q_COLOUR, 1.0, 2.5), (_K_COLOUR, 1.0, 2.5))]
+        for arrow in self.arrows:
+            ax_plane.add_patch(arrow)
+        self.plane_title = cached_text(fig, 0.18, 0.975, ha="center", va="top", fontsize=_FONT)
+        ax_curve.set_xlabel("offset n - m", fontsize=_FONT)
+        ax_curve.set_ylabel("score", fontsize=_FONT)
+        ax_curve.set_xlim(-_ROPE_MAX_POS - 1, _ROPE_MAX_POS + 1)
+        ax_curve.xaxis.set_major_locator(MaxNLocator(5, integer=True))
+        ax_curve.yaxis.set_major_locator(MaxNLocator(4))
+        ax_curve.tick_params(labelsize=_FONT)
+        self.curve, = ax_curve.plot([], [], color="#555555", lw=1.2)
+        self.offset_line, = ax_curve.plot([], [], color=_Q_COLOUR, lw=0.8, ls="--")
+        self.marker, = ax_curve.plot([], [], "o", color=_K_COLOUR, markersize=7)
+        self.curve_title = cached_text(fig, 0.715, 0.975, ha="center", va="top", fontsize=10)
+        dynamic = [self.trail, *self.cross, *self.arrows, self.plane_title, self.curve, self.offset_line,
+                   self.marker, self.curve_title]
+        self.backdrop = Backdrop(fig, [ax_curve], dynamic)
+
+    def render(self, m: int = 3, n: int = 7, pair: int = 0, base: float = 10000):
+        q, k = self.tables.q, self.tables.k
+        q_at, k_at, curve = self.tables.tables(base)
+        lo, hi = float(curve.min()), float(curve.max())
+        ylim = (lo - 0.08 * (hi - lo), hi + 0.08 * (hi - lo))  # the curve depends on the base only
+        if self.ax_curve.get_ylim() != ylim:
+            self.ax_curve.set_ylim(*ylim)
+        self.backdrop.ensure(base)
+        a, b = 2 * pair, 2 * pair + 1
+        q_m, k_n = q_at[m], k_at[n + _ROPE_MAX_POS]  # (D,), (D,)
+        score = float(q_m @ k_n)
+
+        r = 1.12 * max(float(q[a:b + 1].norm()), float(k[a:b + 1].norm()))
+        if self.ax_plane.get_xlim() != (-r, r):  # only a new pair changes the plane's scale
+            self.ax_plane.set_xlim(-r, r)
+            self.ax_plane.set_ylim(-r, r)
+        self.trail.set_data(q_at[:, a], q_at[:, b])
+        self.cross[0].set_data([-r, r], [0, 0])
+        self.cross[1].set_data([0, 0], [-r, r])
+        for arrow, vec in zip(self.arrows, (q.numpy(), k.numpy(), q_m, k_n)):
+            arrow.set_positions((0.0, 0.0), (float(vec[a]), float(vec[b])))
+        self.plane_title.set_text(f"dims {a},{b}: {_degrees_per_position(pair, base):.3g}°/position")
+
+        self.curve.set_data(np.arange(-_ROPE_MAX_POS, _ROPE_MAX_POS + 1), curve)
+        lo, hi = self.ax_curve.get_ylim()
+        self.offset_line.set_data([n - m, n - m], [lo, hi])
+        self.marker.set_data([n - m], [score])
+        self.curve_title.set_text(f"m={m}, n={n}: score {score:.3f}")
+        return self.fig
+
+
 def render_rope(m: int = 3, n: int = 7, pair: int = 0, base: float = 10000):
-    """The figure of `rope_explorer`.
+    """The figure of `rope_explorer` (a new figure).
 
     Left: pair `pair` of a fixed query and key (dimensions `2*pair, 2*pair+1`), before
     (faint) and after rotating the query to position `m` and the key to position `n`; the
     dots trace the query's tip at positions 0..31. Right: the score as a function of the
     offset `n - m`, with the score at the chosen `(m, n)` marked on it.
     """
-    q, k = _rope_query_key()
-    theta = float(base) ** (-2.0 * pair / _ROPE_D_HEAD)
-    a, b = 2 * pair, 2 * pair + 1
-    q_m = apply_rope(q[None, :], torch.tensor([m]), base=base)[0]
-    k_n = apply_rope(k[None, :], torch.tensor([n]), base=base)[0]
-    trail = apply_rope(q.expand(_ROPE_MAX_POS + 1, -1), torch.arange(_ROPE_MAX_POS + 1), base=base)  # (32, D)
-    score, offsets, curve = rope_scores(q, k, m, n, base)
+    return _RopePicture().render(m=m, n=n, pair=pair, base=base)
 
-    fig = new_figure(figsize=(6.4, 3.0))
-    ax_plane = fig.add_axes((0.01, 0.03, 0.33, 0.8))
-    ax_curve = fig.add_axes((0.45, 0.16, 0.53, 0.7))
-    r = 1.12 * max(float(q[a:b + 1].norm()), float(k[a:b + 1].norm()))
-    ax_plane.plot(trail[:, a].numpy(), trail[:, b].numpy(), ".", color="#999999", markersize=3)
-    ax_plane.plot([-r, r], [0, 0], color="#dddddd", lw=0.6)
-    ax_plane.plot([0, 0], [-r, r], color="#dddddd", lw=0.6)
-    for vec, color, alpha, lw in ((q, "#1b6ca8", 0.3, 1.5), (k, "#d95f02", 0.3, 1.5),
-                                  (q_m, "#1b6ca8", 1.0, 2.5), (k_n, "#d95f02", 1.0, 2.5)):
-        ax_plane.annotate("", xy=(float(vec[a]), float(vec[b])), xytext=(0, 0),
-                          arrowprops={"arrowstyle": "->", "color": color, "alpha": alpha, "lw": lw})
-    ax_plane.set_xlim(-r, r)
-    ax_plane.set_ylim(-r, r)
-    ax_plane.set_aspect("equal")
-    ax_plane.set_xticks([])  # no ticks at all: cheaper to draw than hidden ones
-    ax_plane.set_yticks([])
-    for spine in ax_plane.spines.values():
-        spine.set_visible(False)
-    ax_plane.set_title(f"dims {a},{b}: {math.degrees(theta):.3g}°/position", fontsize=9)
 
-    ax_curve.plot(offsets, curve, color="#555555", lw=1.2)
-    ax_curve.axvline(n - m, color="#1b6ca8", lw=0.8, ls="--")
-    ax_curve.plot([n - m], [score], "o", color="#d95f02", markersize=7)
-    ax_curve.set_xlabel("offset n - m")
-    ax_curve.set_ylabel("score")
-    ax_curve.set_title(f"m={m}, n={n}: score {score:.3f}", fontsize=10)
-    ax_curve.xaxis.set_major_locator(MaxNLocator(5, integer=True))
-    ax_curve.yaxis.set_major_locator(MaxNLocator(4))
-    return fig
+def describe_rope(m: int = 3, n: int = 7, pair: int = 0, base: float = 10000) -> str:
+    """What `render_rope` shows for these values, in two sentences (its text alternative)."""
+    return _RopeTables().describe(m=m, n=n, pair=pair, base=base)
 
 
 def rope_explorer(m: int = 3, n: int = 7, pair: int = 0, base: float = 10000) -> Explorer:
@@ -223,4 +493,6 @@ def rope_explorer(m: int = 3, n: int = 7, pair: int = 0, base: float = 10000) ->
                             style=_STYLE),
         "base": W.Dropdown(options=[(f"{b:,}", b) for b in _BASES], value=base, description="base", style=_STYLE),
     }
-    return Explorer(controls, render_rope, caption="RoPE: rotate a query and a key by their positions")
+    picture = _RopePicture()
+    return Explorer(controls, picture.render, describe=picture.tables.describe,
+                    caption="RoPE: rotate a query and a key by their positions")

@@ -13,14 +13,19 @@ LONG, PREFIX, DOG = SENTENCES
 S = 10
 
 
+def picture(ex):
+    """The object behind the explorer's one Figure (its heatmap, title, axes)."""
+    return ex._render_fn.__self__
+
+
 def drawn(ex):
     """The heatmap the explorer shows now: a masked array, masked (grey) where blocked."""
-    fig = ex.figure()
-    return fig.axes[0].images[0].get_array()
+    assert ex.figure() is picture(ex).fig
+    return picture(ex).image.get_array()
 
 
 def title(ex):
-    return ex.figure().texts[0].get_text()
+    return picture(ex).title.get_text()
 
 
 def test_the_batch_is_the_one_the_lesson_describes():
@@ -155,3 +160,86 @@ def test_sliding_window_mask_follows_its_equations():
         sliding_window_mask(3, 0)
     with pytest.raises(TypeError, match="causal must be True or False"):
         sliding_window_mask(3, 2, causal="yes")
+
+
+# --- issue 12: one persistent figure, a text alternative, readable labels, the size budget -------------
+
+import html  # noqa: E402
+
+from attn_core.viz import EXPLORER_MAX_FIGSIZE  # noqa: E402
+from attn_core.widgets._base import png_size  # noqa: E402
+
+
+def test_one_persistent_figure_within_the_size_budget():
+    ex = mask_explorer()
+    fig = ex.figure()
+    for name, value in (("mask", "none"), ("window", 3), ("sentence", DOG), ("sentence", LONG)):
+        ex.controls[name].value = value
+        assert ex.figure() is fig  # updated in place, never rebuilt
+    w_in, h_in = fig.get_size_inches()
+    assert w_in <= EXPLORER_MAX_FIGSIZE[0] and h_in <= EXPLORER_MAX_FIGSIZE[1]
+    assert png_size(ex.view.value) == (round(w_in * 160), round(h_in * 160))  # device pixel ratio 2
+    assert ex.natural_width() == round(w_in * 80) <= 640
+
+
+def _drawn_texts(fig):
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    texts = [t for t in fig.findobj(lambda a: hasattr(a, "get_text") and hasattr(a, "get_fontsize"))
+             if t.get_visible() and t.get_text() and t.get_figure() is fig]
+    return [(t, t.get_window_extent(renderer)) for t in texts]
+
+
+@pytest.mark.parametrize("sentence", SENTENCES)
+def test_labels_are_readable_and_never_overlap(sentence):
+    ex = mask_explorer(sentence=sentence, mask="causal + padding", window=2)
+    drawn_texts = _drawn_texts(ex.figure())
+    assert min(t.get_fontsize() for t, _ in drawn_texts) >= 8
+    labels = [t.get_text() for t, _ in drawn_texts]
+    for word in sentence.split():
+        assert labels.count(word) >= 2 * sentence.split().count(word)  # every word as a query and as a key
+    for a in range(len(drawn_texts)):
+        for b in range(a + 1, len(drawn_texts)):
+            (ta, ba), (tb, bb) = drawn_texts[a], drawn_texts[b]
+            overlap = min(ba.x1, bb.x1) - max(ba.x0, bb.x0), min(ba.y1, bb.y1) - max(ba.y0, bb.y0)
+            assert min(overlap) <= 0, (ta.get_text(), tb.get_text())
+
+
+def test_the_picture_is_what_the_image_holds_after_a_redraw():
+    """The heatmap's pixels change with the weights (not only the array behind them)."""
+    ex = mask_explorer(mask="none")
+    before = bytes(ex.view.value)
+    ex.controls["mask"].value = "causal"
+    after = bytes(ex.view.value)
+    assert before != after
+    ex.controls["mask"].value = "none"
+    assert bytes(ex.view.value) == before  # the same values give the same pixels again (blitting leaves no trace)
+
+
+@pytest.mark.parametrize("sentence, mask, window", [(PREFIX, "causal + padding", S), (DOG, "causal + padding", 3),
+                                                    (LONG, "none", S), (DOG, "none", 3), (PREFIX, "padding", 2)])
+def test_text_alternative_states_the_mask_and_the_last_words_strongest_key(sentence, mask, window):
+    ex = mask_explorer(sentence=sentence, mask=mask, window=window)
+    text = ex.describe()
+    assert ex.view.tooltip == text and html.escape(text, quote=False) in ex.alt.value  # "<pad>" escaped in HTML
+    words = sentence.split()
+    allowed = build_mask(mask, window, len(words), S)
+    assert f"{int(allowed.sum())} of {S * S} pairs allowed" in text
+    dead = int((~allowed.any(-1)).sum())
+    assert (f"{dead} fully masked rows" if dead > 1 else "no fully masked row" if dead == 0 else "1 fully masked") in text
+    row = drawn(ex)[len(words) - 1].filled(0.0)  # the last real word's row, as drawn
+    key = int(np.argmax(row))
+    tokens = words + [PAD] * (S - len(words))
+    assert f"The last word, '{words[-1]}' (row {len(words) - 1}), may read {int(allowed[len(words) - 1].sum())}" in text
+    assert f"most weight on '{tokens[key]}' (key {key}, {row[key]:.2f})" in text
+
+
+def test_text_alternative_changes_with_the_picture():
+    ex = mask_explorer()
+    seen = {ex.alt.value}
+    for name, value in (("mask", "causal"), ("mask", "padding"), ("window", 3), ("sentence", DOG),
+                        ("sentence", LONG)):
+        ex.controls[name].value = value
+        assert ex.alt.value not in seen, (name, value)
+        assert ex.view.tooltip == ex.describe()
+        seen.add(ex.alt.value)

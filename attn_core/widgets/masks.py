@@ -12,12 +12,17 @@ import ipywidgets as W
 import matplotlib
 import numpy as np
 import torch
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.patches import Rectangle
 
 from ..attention import scaled_dot_product_attention
 from ..masks import causal_mask, padding_mask, sliding_window_mask
 from ..positional import sinusoidal_encoding
-from ..viz import CMAP, new_figure
+from ..viz import CMAP, explorer_figure
 from ._base import Explorer
+from ._figure import Backdrop, cached_text
+from ._pixels import PixelImage
 
 __all__ = ["mask_explorer"]
 
@@ -67,13 +72,107 @@ def build_mask(kind: str, window: int, length: int, S: int) -> torch.Tensor:
     return mask
 
 
-def _describe(kind: str, window: int, S: int) -> str:
+def _mask_title(kind: str, window: int, S: int) -> str:
     """A short title for the mask, e.g. "padding mask + causal window of 3"."""
     if window >= S:
         return {"none": "no mask", "causal": "causal mask", "padding": "padding mask",
                 "causal + padding": "causal + padding mask"}[kind]
     win = f"{'causal' if 'causal' in kind else 'two-sided'} window of {window}"
     return f"padding mask + {win}" if "padding" in kind else win
+
+
+class _MaskPicture:
+    """The explorer's one Figure (448 x 368 CSS px), updated in place by `update`.
+
+    Static parts (axes, axis labels, the sentence's words as ticks, the colour bar) are
+    drawn once per sentence and pasted back as pixels (`Backdrop`); an update redraws the
+    heatmap (a `PixelImage`), the frame over it, the padding boundary and the title.
+    """
+
+    def __init__(self):
+        self.tokens, lengths, q, k = _batch()
+        self.lengths = [int(n) for n in lengths]
+        self.q, self.k = q.numpy(), k.numpy()  # numpy: no torch thread-pool start-up on every small update
+        S = self.S = self.q.shape[1]
+        self.fig = fig = explorer_figure((5.6, 4.6))
+        fig.subplots_adjust(left=0.17, right=0.97, bottom=0.2, top=0.86)
+        ax = self.ax = fig.add_subplot()
+        ax.set_xlim(-0.5, S - 0.5)
+        ax.set_ylim(S - 0.5, -0.5)
+        ax.set_xlabel("key (attended to)")
+        ax.set_ylabel("query (attending)")
+        cmap = matplotlib.colormaps[CMAP].with_extremes(bad=BLOCKED_COLOR)
+        colours = ScalarMappable(norm=Normalize(0.0, 1.0), cmap=cmap)
+        bar = fig.colorbar(colours, ax=ax, shrink=0.8, pad=0.02, label="weight")
+        bar.set_ticks([0.0, 0.5, 1.0])
+        self.image = PixelImage(ax, cmap, extent=(-0.5, S - 0.5, S - 0.5, -0.5))
+        frame = Rectangle((0, 0), 1, 1, transform=ax.transAxes, fill=False, edgecolor="black", linewidth=0.8,
+                          zorder=3)  # the axes' frame, drawn again over the heatmap's edge pixels
+        ax.add_patch(frame)
+        self.boundary = [ax.axvline(0, color="#e66101", linestyle="--", linewidth=1.3),
+                         ax.axhline(0, color="#e66101", linestyle="--", linewidth=1.3)]
+        self.title = cached_text(fig, 0.55, 0.93, ha="center", va="center", fontsize=9)
+        static = [ax, bar.ax, *bar.ax.get_children()]
+        self.backdrop = Backdrop(fig, static, [self.image, frame, *self.boundary, self.title])
+        self._sentence = self._shown = None
+
+    def weights(self, sentence: str, mask: str, window: int):
+        """`(allowed (S, S) bool, weights (S, S))` of `sentence`'s row of the batch under this mask."""
+        b = SENTENCES.index(sentence)
+        allowed = build_mask(mask, window, self.lengths[b], self.S).numpy()  # (S, S)
+        _, weights = scaled_dot_product_attention(self.q[b], self.k[b], self.k[b], mask=allowed)  # (S, S)
+        return allowed, weights
+
+    def _set_sentence(self, sentence: str) -> None:
+        """The sentence's words as tick labels (static: drawn once per sentence)."""
+        if sentence == self._sentence:
+            return
+        tokens = self.tokens[SENTENCES.index(sentence)]
+        self.ax.set_xticks(range(self.S), tokens, rotation=90, fontsize=8)  # upright boxes: no overlap
+        self.ax.set_yticks(range(self.S), tokens, fontsize=8)
+        self._sentence = sentence
+
+    def update(self, sentence: str, mask: str, window: int):
+        """Show these values; returns the (same) Figure."""
+        if self._shown == (sentence, mask, window):
+            return self.fig
+        S = self.S
+        length = self.lengths[SENTENCES.index(sentence)]
+        self._set_sentence(sentence)
+        self.backdrop.ensure(sentence)
+        allowed, weights = self.weights(sentence, mask, window)
+        n_dead = int((~allowed.any(axis=-1)).sum())  # queries with nothing to attend to
+        self.image.set_data(np.where(allowed, weights, np.nan))  # blocked -> NaN -> grey
+        self.boundary[0].set_xdata([length - 0.5] * 2)
+        self.boundary[1].set_ydata([length - 0.5] * 2)
+        for line in self.boundary:
+            line.set_visible(length < S)
+        rows = (f"{n_dead} fully masked row{'s' if n_dead != 1 else ''}: zero output" if n_dead
+                else "every row sums to 1")
+        self.title.set_text(f"{_mask_title(mask, window, S)}: {int(allowed.sum())} of {S * S} pairs allowed\n"
+                            f"grey = blocked (weight 0); {rows}")
+        self._shown = (sentence, mask, window)
+        return self.fig
+
+    def describe(self, sentence: str, mask: str, window: int) -> str:
+        """What the picture shows for these values, in two sentences (its text alternative)."""
+        b = SENTENCES.index(sentence)
+        tokens, length, S = self.tokens[b], self.lengths[b], self.S
+        allowed, weights = self.weights(sentence, mask, window)
+        dead = [i for i in range(S) if not allowed[i].any()]
+        pads = f" and {S - length} {PAD}" if length < S else ""
+        if len(dead) > 1:
+            which = f"{dead[0]}-{dead[-1]}" if dead == list(range(dead[0], dead[-1] + 1)) else ", ".join(map(str, dead))
+            rows = f"{len(dead)} fully masked rows (queries {which}: zero weights, zero output)"
+        else:
+            rows = f"1 fully masked row (query {dead[0]})" if dead else "no fully masked row"
+        last = length - 1  # the last real word: its row shows what the mask lets a word read
+        key = int(np.argmax(weights[last]))
+        seen = int(allowed[last].sum())
+        return (f"{_mask_title(mask, window, S)} on '{sentence}' ({length} words{pads}): {int(allowed.sum())} of "
+                f"{S * S} pairs allowed, {rows}. The last word, '{tokens[last]}' (row {last}), may read {seen} "
+                f"key{'s' if seen != 1 else ''} and puts most weight on '{tokens[key]}' (key {key}, "
+                f"{weights[last, key]:.2f}).")
 
 
 def mask_explorer(sentence: str = SENTENCES[1], mask: str = "causal + padding", window: int = 10) -> Explorer:
@@ -87,7 +186,7 @@ def mask_explorer(sentence: str = SENTENCES[1], mask: str = "causal + padding", 
     both sides otherwise). A query whose keys are all blocked has an all-grey row: zero
     weights and a zero output.
 
-    The explorer draws into one Figure that it redraws in place on every update (much
+    The explorer draws into one Figure that it updates in place on every change (much
     faster than building a new one), so `figure()` returns that same Figure each time.
 
     Args:
@@ -99,56 +198,20 @@ def mask_explorer(sentence: str = SENTENCES[1], mask: str = "causal + padding", 
         raise ValueError(f"sentence must be one of {SENTENCES}, got {sentence!r}")
     if mask not in MASKS:
         raise ValueError(f"mask must be one of {MASKS}, got {mask!r}")
-    tokens, lengths, q, k = _batch()
-    q, k = q.numpy(), k.numpy()  # numpy: no torch thread-pool start-up on every small update
-    S = q.shape[1]
+    S = max(len(s.split()) for s in SENTENCES)
     if isinstance(window, bool) or not isinstance(window, (int, np.integer)):
         raise TypeError(f"window must be a whole number in 1..{S}, got {window!r} ({type(window).__name__})")
     if not 1 <= window <= S:
         raise ValueError(f"window must lie in 1..{S} ({S} = no window), got {window}")
 
     controls = {
-        "sentence": W.Dropdown(options=list(SENTENCES), value=sentence, description="sentence",
-                               layout=W.Layout(width="420px")),
-        "mask": W.ToggleButtons(options=list(MASKS), value=mask, description="mask"),
+        "sentence": W.Dropdown(options=list(SENTENCES), value=sentence, description="sentence"),
+        "mask": W.ToggleButtons(options=list(MASKS), value=mask, description="mask",
+                                style={"button_width": "auto"}),
         "window": W.IntSlider(value=int(window), min=1, max=S, step=1, description="window",
                               continuous_update=False),
     }
-
-    # One figure per explorer, updated in place: building the axes, ticks and colorbar
-    # afresh costs more than drawing them, and an update must stay well under 100 ms.
-    fig = new_figure(figsize=(5.6, 4.6))
-    fig.subplots_adjust(left=0.17, right=0.97, bottom=0.2, top=0.86)
-    ax = fig.add_subplot()
-    cmap = matplotlib.colormaps[CMAP].with_extremes(bad=BLOCKED_COLOR)
-    image = ax.imshow(np.zeros((S, S)), cmap=cmap, vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
-    ax.set_xlabel("key (attended to)")
-    ax.set_ylabel("query (attending)")
-    fig.colorbar(image, ax=ax, shrink=0.8, pad=0.02, label="weight").set_ticks([0.0, 0.5, 1.0])
-    boundary = [ax.axvline(0, color="#e66101", linestyle="--", linewidth=1.3),
-                ax.axhline(0, color="#e66101", linestyle="--", linewidth=1.3)]
-    title = fig.text(0.55, 0.93, "", ha="center", va="center", fontsize=9)
-
-    def render(sentence, mask, window):
-        b = SENTENCES.index(sentence)
-        length = int(lengths[b])
-        allowed = build_mask(mask, window, length, S).numpy()  # (S, S)
-        _, weights = scaled_dot_product_attention(q[b], k[b], k[b], mask=allowed)  # (S, S)
-        n_dead = int((~allowed.any(axis=-1)).sum())  # queries with nothing to attend to
-        shown = np.where(allowed, weights, np.nan)  # blocked -> nan -> grey
-        image.set_data(np.ma.masked_invalid(shown))
-        ax.set_xticks(range(S), tokens[b], rotation=45, ha="right", fontsize=8)
-        ax.set_yticks(range(S), tokens[b], fontsize=8)
-        boundary[0].set_xdata([length - 0.5] * 2)
-        boundary[1].set_ydata([length - 0.5] * 2)
-        for line in boundary:
-            line.set_visible(length < S)
-        rows = (f"{n_dead} fully masked row{'s' if n_dead != 1 else ''}: zero weights, zero output" if n_dead
-                else "every row sums to 1")
-        title.set_text(f"{_describe(mask, window, S)}: {int(allowed.sum())} of {S * S} pairs allowed\n"
-                       f"grey = blocked (weight exactly 0); {rows}")
-        return fig
-
+    picture = _MaskPicture()  # one figure per explorer, updated in place
     caption = ("One batch of three sentences, right-padded to 10 tokens. Rows are queries, columns keys; "
                "grey = blocked. window = 10 means no sliding window.")
-    return Explorer(controls, render, caption=caption)
+    return Explorer(controls, picture.update, caption=caption, describe=picture.describe)

@@ -194,9 +194,19 @@ def attention_heatmap(weights, tokens=None, key_tokens=None, *, ax=None, title=N
     return ax
 
 
+MIN_LABEL_PT = 8
+"""The smallest label `head_grid` draws, in points (at 80 dpi: about 9 px)."""
+
+
 def head_grid(weights, tokens=None, key_tokens=None, *, ncols=4, fig=None, titles=None, suptitle=None,
               annotate=False, cmap=CMAP):
     """One heatmap per head, side by side, on a shared 0..1 colour scale.
+
+    Token labels adapt to the size of the tiles: 8 to 10 pt, never smaller than
+    `MIN_LABEL_PT`; upright key labels when they fit side by side, vertical ones otherwise;
+    and when even those would overlap, only every 2nd (3rd, ...) token is labelled. Without
+    `fig` the figure is at most 10 inches wide (800 px at the lessons' 80 dpi), so a
+    notebook shows it at its natural size instead of shrinking it.
 
     Args:
         weights: `(H, T, S)` per-head attention weights (drop the batch axis first).
@@ -212,7 +222,9 @@ def head_grid(weights, tokens=None, key_tokens=None, *, ncols=4, fig=None, title
     nrows = -(-H // ncols)
     size = (0.3 * w.shape[2] + 1.2, 0.3 * w.shape[1] + 0.9)
     if fig is None:
-        fig = plt.figure(figsize=(size[0] * ncols, size[1] * nrows), layout="constrained")
+        scale = min(1.0, 10.0 / (size[0] * ncols))  # at most 10 inches wide; tiles keep their shape
+        fig = plt.figure(figsize=(size[0] * ncols * scale, (size[1] * scale + 0.3) * nrows + 0.4 * bool(suptitle)),
+                         layout="constrained")
     axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
     for h, ax in enumerate(axes):
         if h >= H:
@@ -227,7 +239,40 @@ def head_grid(weights, tokens=None, key_tokens=None, *, ncols=4, fig=None, title
             ax.set_xlabel("")
     if suptitle:
         fig.suptitle(suptitle)
+    if tokens is not None or key_tokens is not None:
+        fig.draw_without_rendering()  # lay the tiles out first: the labels are fitted to their final size
+        renderer = fig.canvas.get_renderer() if hasattr(fig.canvas, "get_renderer") else fig._get_renderer()
+        for ax in axes[:H]:
+            _fit_tick_labels(ax, renderer)
     return fig
+
+
+def _fit_tick_labels(ax, renderer, min_size: float = MIN_LABEL_PT, max_size: float = 10.0) -> None:
+    """Size, turn and thin `ax`'s tick labels (one per cell) so that none is under `min_size` pt or overlaps another.
+
+    The font follows the cell size (one line of text per cell, between `min_size` and
+    `max_size`); key labels stay upright if the widest fits its cell, else turn vertical;
+    if the labels are still taller than a cell, every `step`-th cell keeps its label.
+    """
+    box = ax.get_window_extent(renderer)
+    px_per_pt = ax.figure.dpi / 72
+    for axis, length in ((ax.xaxis, box.width), (ax.yaxis, box.height)):
+        ticks, labels = axis.get_ticklocs(), [t.get_text() for t in axis.get_ticklabels()]
+        if len(ticks) == 0 or not any(labels):
+            continue
+        cell = length / len(ticks)  # pixels per labelled cell
+        size = float(np.clip(cell / (1.3 * px_per_pt), min_size, max_size))
+        axis.set_ticks(ticks, labels, fontsize=size, rotation=0, ha="center")
+        extents = [t.get_window_extent(renderer) for t in axis.get_ticklabels() if t.get_text()]
+        high = max(e.height for e in extents) * 1.15  # with a little air between neighbours
+        wide = max(e.width for e in extents) * 1.15
+        if axis is ax.xaxis and wide > cell:  # side by side they would touch: vertical, or thinned
+            step_upright, step_vertical = int(np.ceil(wide / cell)), int(np.ceil(high / cell))
+            rotation = 0 if step_upright <= step_vertical else 90
+            step = min(step_upright, step_vertical)
+        else:
+            rotation, step = 0, int(np.ceil(high / cell)) if axis is ax.yaxis else 1
+        axis.set_ticks(ticks[::step], labels[::step], fontsize=size, rotation=rotation, ha="center")
 
 
 def encoding_heatmap(pe, *, ax=None, title="positional encoding", cmap=DIVERGING, colorbar=True):

@@ -301,3 +301,47 @@ def test_pixel_image_matches_imshow_nearest():
         pictures.append(np.asarray(fig.canvas.buffer_rgba()).astype(int))
     slow, fast = pictures
     assert (np.abs(slow - fast).max(-1) > 2).mean() < 0.005  # at most a row or column of edge pixels differs
+
+
+# --- lesson 07's "every head" grid (viz.head_grid): readable, non-overlapping labels at any size ---------
+
+def _overlaps(boxes):
+    """Pairs of boxes (x0, y0, x1, y1 arrays) that overlap by more than a pixel."""
+    b = np.array([[e.x0, e.y0, e.x1, e.y1] for e in boxes])
+    dx = np.minimum(b[:, None, 2], b[None, :, 2]) - np.maximum(b[:, None, 0], b[None, :, 0])
+    dy = np.minimum(b[:, None, 3], b[None, :, 3]) - np.maximum(b[:, None, 1], b[None, :, 1])
+    hit = (dx > 1) & (dy > 1)
+    np.fill_diagonal(hit, False)
+    return np.argwhere(np.triu(hit))
+
+
+@pytest.mark.parametrize("H, T, figsize", [(8, 24, None), (8, 24, (15, 8.2)), (16, 64, None), (1, 4, None),
+                                           (4, 12, (6, 2.5)), (12, 40, (8, 6))])
+def test_head_grid_labels_are_at_least_8pt_and_never_overlap(H, T, figsize):
+    import matplotlib.pyplot as plt
+
+    from attn_core import viz
+
+    rng = np.random.default_rng(0)
+    w = rng.random((H, T, T))
+    w /= w.sum(-1, keepdims=True)
+    tokens = [("QHADKMN" * 10)[i] if i % 5 else f"tok{i}" for i in range(T)]  # short and longer labels
+    fig = plt.figure(figsize=figsize, layout="constrained") if figsize else None
+    fig = viz.head_grid(w, tokens, ncols=4, fig=fig, titles=[f"layer {h // 4} head {h % 4}" for h in range(H)],
+                        suptitle="every head")
+    try:
+        if figsize is None:
+            assert fig.get_size_inches()[0] <= 10.0  # shown at its natural size in a notebook
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        labels = [t for ax in fig.axes for t in (*ax.get_xticklabels(), *ax.get_yticklabels())
+                  if t.get_visible() and t.get_text()]
+        assert labels, "no token labels at all"
+        assert min(t.get_fontsize() for t in labels) >= viz.MIN_LABEL_PT >= 8
+        texts = labels + [t for ax in fig.axes for t in (ax.title, ax.xaxis.label, ax.yaxis.label) if t.get_text()]
+        pairs = _overlaps([t.get_window_extent(renderer) for t in texts])
+        assert len(pairs) == 0, [(texts[a].get_text(), texts[b].get_text()) for a, b in pairs[:5]]
+        shown = {t.get_text() for t in labels}
+        assert tokens[0] in shown  # thinned, never emptied: the first token is always labelled
+    finally:
+        plt.close(fig)

@@ -48,6 +48,8 @@ CHROMIUM_ARGS = [
 ]
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_ERROR = "Error displaying widget"
+# The controls of an explorer, as ipywidgets 8 renders them (a text box is not driven).
+CONTROL_SELECTOR = ".widget-dropdown, .widget-slider, .widget-toggle-buttons, .widget-checkbox"
 
 
 def free_port() -> int:
@@ -384,21 +386,22 @@ class Lab:
     def explorers(self, *controls: str):
         """The rendered explorers (a top-level widget box of an output, with a picture)
         that have controls labelled with each of `controls`."""
-        boxes = self.panel.locator(".jp-OutputArea-output > .widget-vbox").filter(has=self.page.locator("img.widget-image"))
+        boxes = self.panel.locator(".jp-OutputArea-output > .widget-box").filter(has=self.page.locator("img.widget-image"))
         for control in controls:
             boxes = boxes.filter(has=self._label(control))
         return boxes
 
     def options(self, explorer, control: str) -> list[str]:
         """The options a dropdown control offers, as shown."""
-        row = explorer.locator(".widget-inline-hbox").filter(has=self._label(control)).first
+        row = explorer.locator(CONTROL_SELECTOR).filter(has=self._label(control)).last
         return row.locator("select option").all_inner_texts()
 
     def set_control(self, explorer, control: str, to: str | None = None) -> str:
         """Change the control labelled `control` to a different value, as a person would:
         pick another option of a dropdown (option `to`, or the next one), press the arrow
         key on a slider, click another toggle button. Returns a description of the change."""
-        row = explorer.locator(".widget-inline-hbox, .widget-hbox").filter(has=self._label(control)).first
+        # the innermost control row with that label (the explorer itself is an HBox holding them all)
+        row = explorer.locator(CONTROL_SELECTOR).filter(has=self._label(control)).last
         row.scroll_into_view_if_needed()
         select = row.locator("select")
         if select.count():
@@ -454,8 +457,6 @@ class Lab:
 # ---------------------------------------------------------------------------------------
 # Every explorer on the page, and the time from a control event to its new picture.
 
-# The controls of an explorer, as ipywidgets 8 renders them (a text box is not driven).
-CONTROL_SELECTOR = ".widget-dropdown, .widget-slider, .widget-toggle-buttons, .widget-checkbox"
 _JS_HELPERS = """
   const SELECTOR = '%s';
   const visible = node => node.offsetParent !== null && !node.querySelector(':disabled');
@@ -481,8 +482,10 @@ _FIND_EXPLORERS = """() => {%s
       if (!pictureOf(node) || !controls.length) return;
       const id = `cell${ci}-out${oi}`;
       node.dataset.explorer = id;
-      const call = cell.model.sharedModel.getSource().match(/=\\s*(?:[\\w.]+\\.)?(\\w+)\\(/);
-      found.push({id, cell: ci, name: call ? call[1] : `cell ${ci}`,
+      // the function the cell calls to make it: the last `name = f(...)`, an explorer or viewer if any
+      const calls = Array.from(cell.model.sharedModel.getSource().matchAll(/=\\s*(?:[\\w.]+\\.)?(\\w+)\\(/g)).map(m => m[1]);
+      const call = calls.filter(c => /explorer|viewer/.test(c)).pop() || calls.pop();
+      found.push({id, cell: ci, name: call || `cell ${ci}`,
                   controls: controls.map(c => ({kind: kindOf(c), label: labelOf(c)}))});
     });
   });
@@ -493,7 +496,7 @@ _FIND_EXPLORERS = """() => {%s
 # dropdown, an arrow key on a slider's handle, the next toggle button, a click on a
 # checkbox), and time it: performance.now() right before the event is dispatched, to the
 # new picture decoded (a MutationObserver on the <img>'s src, then img.decode()).
-_CHANGE_AND_TIME = """async ({id, index, timeoutMs}) => {%s
+_CHANGE_AND_TIME = """async ({id, index, timeoutMs, titleMs}) => {%s
   const root = document.querySelector(`[data-explorer="${id}"]`);
   if (!root) throw new Error(`explorer ${id} is no longer on the page`);
   const img = pictureOf(root);
@@ -543,6 +546,11 @@ _CHANGE_AND_TIME = """async ({id, index, timeoutMs}) => {%s
       if (changed) {
         try { await img.decode(); } catch (e) {}
         ms = performance.now() - t0;
+        // the title (text alternative) comes in its own message, after the picture: wait for it
+        const until = performance.now() + titleMs;
+        while (img.title === before.title && performance.now() < until) await new Promise(r => setTimeout(r, 20));
+        // (each message re-sets the src, to a new URL of the same picture: sizes once it has loaded)
+        try { await img.decode(); } catch (e) {}
       }
       const box = img.getBoundingClientRect();
       resolve({what, kind, skipped: false, ms, changed, srcBefore: before.src, src: img.src, titleBefore: before.title,
@@ -582,15 +590,17 @@ def picture_state(lab: Lab, explorer: dict) -> dict:
     return lab.page.evaluate(_PICTURE, {"id": explorer["id"]})
 
 
-def change_and_time(lab: Lab, explorer: dict, index: int, *, timeout: float = 10.0) -> dict:
+def change_and_time(lab: Lab, explorer: dict, index: int, *, timeout: float = 10.0, title_wait: float = 0.0) -> dict:
     """Change control `index` of `explorer` once, in the page; the result says what changed
     (`what`), whether the picture changed within `timeout` (`changed`) and after how many
-    milliseconds it was decoded (`ms`), with the picture's title and sizes after."""
-    return lab.page.evaluate(_CHANGE_AND_TIME, {"id": explorer["id"], "index": index, "timeoutMs": timeout * 1000})
+    milliseconds it was decoded (`ms`), with the picture's title (waited for up to
+    `title_wait` seconds more, after the timing, to differ from before) and sizes after."""
+    return lab.page.evaluate(_CHANGE_AND_TIME, {"id": explorer["id"], "index": index, "timeoutMs": timeout * 1000,
+                                                "titleMs": title_wait * 1000})
 
 
 def exercise_explorer(lab: Lab, explorer: dict, *, changes: int = 10, max_tries: int | None = None,
-                      timeout: float = 10.0, pause: float = 0.05) -> list[dict]:
+                      timeout: float = 10.0, title_wait: float = 0.0, pause: float = 0.05) -> list[dict]:
     """Change the explorer's controls in turn (round robin) until its picture has changed
     `changes` times (or after `max_tries`, default 2 * changes, attempts); one result of
     `change_and_time` per attempt. A dropdown offering a single option (e.g. the only
@@ -599,10 +609,14 @@ def exercise_explorer(lab: Lab, explorer: dict, *, changes: int = 10, max_tries:
     n_controls = len(explorer["controls"])
     results = []
     for attempt in range(max_tries or 2 * changes):
-        results.append(change_and_time(lab, explorer, attempt % n_controls, timeout=timeout))
+        results.append(change_and_time(lab, explorer, attempt % n_controls, timeout=timeout, title_wait=title_wait))
         if sum(r["changed"] for r in results) >= changes:
             break
-        time.sleep(pause)  # the kernel has sent the picture; let the page settle
+        # Every message about the picture (its title, its width ...) re-sets the <img> src in
+        # ipywidgets 8.1: wait until the kernel has sent them all, so that the next change is
+        # timed to its own picture, not to a late message about this one.
+        lab.wait_for_kernel("idle", timeout=timeout)
+        time.sleep(pause)
     return results
 
 

@@ -194,3 +194,95 @@ def test_a_float64_default_dtype_works_everywhere(float64_default):
     assert result.passed, result
     for make in (A.self_attention_explorer, A.temperature_explorer, A.weighted_average_explorer, A.scaling_explorer):
         make().figure()
+
+
+# --------------------------------------------------------------------------- persistent figures (issue 12)
+
+EXPLORERS_00_03 = [A.weighted_average_explorer, A.temperature_explorer, A.scaling_explorer, A.self_attention_explorer]
+
+
+def _every_state(ex):
+    """Each control through each of its values (the others as they are), then back."""
+    from test_widgets import control_values
+
+    for control in list(ex.controls.values()):
+        for value in control_values(control):
+            control.value = value
+            yield
+
+
+@pytest.mark.parametrize("make", EXPLORERS_00_03)
+def test_one_figure_per_explorer_updated_in_place(make):
+    ex = make()
+    fig = ex.figure()
+    n_artists = len(fig.get_children())
+    for _ in _every_state(ex):
+        assert ex.figure() is fig
+    assert len(fig.get_children()) == n_artists  # nothing piles up
+    assert fig.dpi == 160
+
+
+@pytest.mark.parametrize("make", EXPLORERS_00_03)
+def test_no_label_under_8_points_at_any_value(make):
+    """At 80 CSS dpi a font of 8 pt is 8 CSS px tall: the smallest the course allows."""
+    from matplotlib.text import Text
+
+    ex = make()
+    for _ in _every_state(ex):
+        fig = ex.figure()
+        texts = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text()]
+        assert texts and min(t.get_fontsize() for t in texts) >= 8, make.__name__
+
+
+def test_temperature_label_is_not_cut():
+    """The 01 slider read "temperat...": ipywidgets' default description width is 80 px."""
+    control = A.temperature_explorer().controls["temperature"]
+    assert control.description == "temperature" and control.style.description_width == "initial"
+
+
+@pytest.mark.parametrize("make", EXPLORERS_00_03)
+def test_saved_pixels_draw_what_a_plain_draw_draws(make):
+    """The fast path (static parts pasted, labels from saved pixels, moved labels shifted) gives
+    the picture of a full normal draw, at every value of every control."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from attn_core.viz import figure_to_png
+    from attn_core.widgets._figure import Backdrop, CachedText
+
+    def pixels(png):
+        return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+
+    ex = make()
+    for i, _ in enumerate(_every_state(ex)):
+        if i % 3:
+            continue
+        fig = ex.figure()
+        fast = pixels(ex.view.value)
+        for artist in fig.findobj(lambda a: isinstance(a, (Backdrop, CachedText))):
+            artist.regions.clear() if isinstance(artist, Backdrop) else artist._pixels.clear()
+        plain = pixels(figure_to_png(fig))
+        assert fast.shape == plain.shape
+        assert (np.abs(fast - plain).max(axis=-1) > 40).mean() < 2e-3, (make.__name__, ex.values())
+
+
+def test_descriptions_state_what_the_picture_shows():
+    ex = A.temperature_explorer(query="it", temperature=0.1)
+    assert "'it'" in ex.view.tooltip and "1.00" in ex.view.tooltip  # all weight on itself at 0.1
+    ex = A.self_attention_explorer(sentence="river bank", query="bank")
+    assert "'bank'" in ex.view.tooltip and "nature" in ex.view.tooltip.split("strongest in")[1].split(" and")[0]
+    ex = A.scaling_explorer(d_k=512, scaled=False)
+    assert "d_k = 512" in ex.view.tooltip and "not scaled" in ex.view.tooltip
+    ex = A.weighted_average_explorer(weight_on_cat=0.7)
+    assert "(0.70, 0.30)" in ex.view.tooltip and "closer to cat" in ex.view.tooltip
+
+
+def test_weighted_average_star_is_the_last_collection():
+    """Lesson 00 reads the star's position from the picture: `figure().axes[0].collections[-1]`."""
+    ex = A.weighted_average_explorer()
+    for w in (0.0, 0.35, 1.0):
+        ex.controls["weight_on_cat"].value = w
+        star = ex.figure().axes[0].collections[-1].get_offsets()[0]
+        assert star == pytest.approx([w, 1 - w])

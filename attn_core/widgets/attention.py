@@ -12,12 +12,16 @@ import numbers
 import ipywidgets as W
 import numpy as np
 import torch
+from matplotlib.collections import LineCollection
+from matplotlib.colors import to_rgb
 from matplotlib.ticker import MaxNLocator
+from matplotlib.transforms import ScaledTranslation
 
 from .. import viz
 from ..attention import scaled_dot_product_attention, softmax
 from ..toy import FEATURES, SENTENCES, toy_embed, toy_projections
 from ._base import Explorer
+from ._figure import Backdrop, CachedText, cached_text, slot, text_row
 
 __all__ = ["weighted_average_explorer", "temperature_explorer", "scaling_explorer", "self_attention_explorer"]
 
@@ -65,28 +69,67 @@ def _token_options(tokens: list[str]) -> list[tuple[str, int]]:
 # Lesson 00: a weighted average of two vectors
 # ---------------------------------------------------------------------------------------
 
-def _render_weighted_average(weight_on_cat: float):
-    w = float(weight_on_cat)
-    cat, mat = np.array([1.0, 0.0]), np.array([0.0, 1.0])  # (animate, thing) of the toy vectors
-    out = w * cat + (1 - w) * mat
-    fig = viz.new_figure(figsize=(4.4, 3.4))
-    ax = fig.subplots()
+def _weighted_average_figure():
+    """The figure of `weighted_average_explorer`, built once; returns `render(weight_on_cat)`."""
+    fig = viz.explorer_figure((4.4, 3.4))
     fig.subplots_adjust(left=0.14, right=0.96, bottom=0.14, top=0.88)
-    ax.plot([1, 0], [0, 1], color="0.75", linestyle="--", zorder=1)
-    ax.scatter([1, 0], [0, 1], s=[40 + 160 * w, 40 + 160 * (1 - w)], color="#1b6ca8", zorder=2)
-    ax.annotate(f"cat (weight {w:.2f})", (1, 0), textcoords="offset points", xytext=(0, 10), ha="right")
-    ax.annotate(f"mat (weight {1 - w:.2f})", (0, 1), textcoords="offset points", xytext=(10, -4), ha="left")
-    ax.scatter([out[0]], [out[1]], s=160, marker="*", color="#e08214", zorder=3)
-    ax.annotate(f"output ({out[0]:.2f}, {out[1]:.2f})", out, textcoords="offset points", xytext=(-10, -16),
-                ha="right", color="#b35806")
+    ax = fig.add_subplot()
+    segment = ax.plot([1, 0], [0, 1], color="0.75", linestyle="--", zorder=1)[0]
     ax.set_xlim(-0.15, 1.25)
     ax.set_ylim(-0.2, 1.25)
     ax.set_xticks([0, 0.5, 1])
     ax.set_yticks([0, 0.5, 1])
     ax.set_xlabel("animate")
     ax.set_ylabel("thing")
-    _title(ax, f"output = {w:.2f} x cat + {1 - w:.2f} x mat", fontsize=10)
-    return fig
+    points = ax.scatter([1, 0], [0, 1], s=[100, 100], color="#1b6ca8", zorder=2)
+    star = ax.scatter([0.5], [0.5], s=160, marker="*", color="#e08214", zorder=3)  # the last collection: the star
+
+    def at(x, y, dx, dy):  # `(dx, dy)` points away from the data point `(x, y)`
+        return ax.transData + ScaledTranslation(dx / 72, dy / 72, fig.dpi_scale_trans)
+
+    cat_fixed, (cat_weight,) = text_row(fig, 1, 0, ["cat (weight ", slot("0.00"), ")"], ha="right",
+                                        transform=at(1, 0, 2, 12))
+    mat_fixed, (mat_weight,) = text_row(fig, 0, 1, ["mat (weight ", slot("0.00"), ")"], ha="left",
+                                        transform=at(0, 1, 12, -4))
+    out_left = CachedText(0.5, 0.5, "output", transform=at(0, 0, -10, -20), ha="right", va="baseline",
+                          color="#b35806", clip_on=False)  # beside the star, away from the nearer edge
+    out_right = CachedText(0.5, 0.5, "output", transform=at(0, 0, 10, -20), ha="left", va="baseline",
+                           color="#b35806", clip_on=False)
+    for text in (out_left, out_right):
+        ax.add_artist(text)
+    title_fixed, (cat_share, mat_share) = text_row(
+        fig, 0.55, 0.9, ["output = ", slot("0.00"), " x cat + ", slot("0.00"), " x mat"], fontsize=10)
+    backdrop = Backdrop(fig, [ax, segment, *cat_fixed, *mat_fixed, *title_fixed],
+                        [points, star, cat_weight, mat_weight, out_left, out_right, cat_share, mat_share])
+
+    def render(weight_on_cat):
+        backdrop.ensure("axes")
+        w = float(weight_on_cat)
+        out = w * _CAT + (1 - w) * _MAT  # (2,)
+        points.set_sizes([40 + 160 * w, 40 + 160 * (1 - w)])
+        star.set_offsets([out])
+        cat_weight.set_text(f"{w:.2f}")
+        mat_weight.set_text(f"{1 - w:.2f}")
+        shown, hidden = (out_left, out_right) if w > 0.5 else (out_right, out_left)
+        shown.set_position(out)
+        shown.set_visible(True)
+        hidden.set_visible(False)
+        cat_share.set_text(f"{w:.2f}")
+        mat_share.set_text(f"{1 - w:.2f}")
+        return fig
+
+    return render
+
+
+_CAT, _MAT = np.array([1.0, 0.0]), np.array([0.0, 1.0])  # (animate, thing) of the toy vectors
+
+
+def _describe_weighted_average(weight_on_cat: float) -> str:
+    w = float(weight_on_cat)
+    out = w * _CAT + (1 - w) * _MAT
+    side = "halfway between" if abs(w - 0.5) < 1e-9 else ("closer to cat than to" if w > 0.5 else "closer to mat than to")
+    return (f"Weight {w:.2f} on cat (1, 0) and {1 - w:.2f} on mat (0, 1): the output ({out[0]:.2f}, {out[1]:.2f}) "
+            f"lies on the segment between them, {side} {'mat' if w >= 0.5 else 'cat'}.")
 
 
 def weighted_average_explorer(weight_on_cat: float = 0.7) -> Explorer:
@@ -99,32 +142,62 @@ def weighted_average_explorer(weight_on_cat: float = 0.7) -> Explorer:
     controls = {"weight_on_cat": W.FloatSlider(value=round(round(weight_on_cat / 0.05) * 0.05, 2), min=0.0, max=1.0,
                                                step=0.05, description="weight on cat", readout_format=".2f",
                                                style={"description_width": "initial"})}
-    return Explorer(controls, _render_weighted_average, caption="A weighted average of two word vectors")
+    return Explorer(controls, _weighted_average_figure(), describe=_describe_weighted_average,
+                    caption="A weighted average of two word vectors")
 
 
 # ---------------------------------------------------------------------------------------
 # Lesson 01: softmax temperature
 # ---------------------------------------------------------------------------------------
 
-def _render_temperature(query: int, temperature: float):
+def _temperature_weights(query: int, temperature: float):
+    """`(tokens, weights (T,))`: softmax of the query word's dot products with every word, over `temperature`."""
     tokens, x = toy_embed("cat")
     scores = (x @ x.T)[query].numpy()  # (T,) dot products of the query word with every word
-    weights = softmax(scores / temperature)
-    fig = viz.new_figure(figsize=(6.4, 3.2))
-    ax = fig.subplots()
+    return tokens, softmax(scores / temperature)
+
+
+def _temperature_figure():
+    """The figure of `temperature_explorer`, built once; returns `render(query, temperature)`."""
+    tokens, _ = toy_embed("cat")
+    T = len(tokens)
+    fig = viz.explorer_figure((6.4, 3.2))
     fig.subplots_adjust(left=0.1, right=0.98, bottom=0.24, top=0.86)
-    colors = ["#e08214" if i == query else "#1b6ca8" for i in range(len(tokens))]
-    ax.vlines(range(len(tokens)), 0, weights, colors=colors, linewidth=22)  # bars as one artist: fast
-    ax.set_xticks(range(len(tokens)), tokens, rotation=30, ha="right")
-    ax.set_xlim(-0.6, len(tokens) - 0.4)
+    ax = fig.add_subplot()
+    bars = ax.vlines(range(T), 0, np.zeros(T), linewidth=22)  # bars as one artist: fast
+    ax.set_xticks(range(T), tokens, rotation=30, ha="right")
+    ax.set_xlim(-0.6, T - 0.4)
     ax.set_ylim(0, 1.05)
     ax.set_yticks([0, 0.25, 0.5, 0.75, 1])
-    ax.set_ylabel(f"weight of {tokens[query]!r}")
-    ax.axhline(1 / len(tokens), color="0.6", linestyle=":", linewidth=1)
-    ax.text(len(tokens) - 0.5, 1 / len(tokens) + 0.02, "uniform", ha="right", va="bottom", color="0.45", fontsize=8)
-    _title(ax, f"query {tokens[query]!r}, temperature {temperature:.1f}: max weight {weights.max():.2f}, "
-                 f"entropy {_entropy(weights):.2f} of {math.log(len(tokens)):.2f} nats", fontsize=9)
-    return fig
+    ax.set_ylabel("weight")
+    uniform = ax.axhline(1 / T, color="0.6", linestyle=":", linewidth=1)
+    uniform_label = ax.text(T - 0.5, 1 / T + 0.02, "uniform", ha="right", va="bottom", color="0.45", fontsize=8)
+    widest_word = max((repr(t) for t in tokens), key=len)
+    fixed, (temp_slot, max_slot, entropy_slot, query_slot) = text_row(
+        fig, 0.54, 0.89, ["temperature ", slot("10.0:"), "  max weight ", slot("0.00"), ",  entropy ", slot("0.00"),
+                          f" of {math.log(T):.2f} nats,  query ", slot(widest_word, color="#b35806")], fontsize=9)
+    backdrop = Backdrop(fig, [ax, uniform, uniform_label, *fixed], [bars, temp_slot, max_slot, entropy_slot, query_slot])
+
+    def render(query, temperature):
+        backdrop.ensure("axes")
+        _, weights = _temperature_weights(query, temperature)
+        bars.set_segments([[(i, 0.0), (i, w)] for i, w in enumerate(weights)])
+        bars.set_colors(["#e08214" if i == query else "#1b6ca8" for i in range(T)])
+        temp_slot.set_text(f"{temperature:.1f}:")
+        max_slot.set_text(f"{weights.max():.2f}")
+        entropy_slot.set_text(f"{_entropy(weights):.2f}")
+        query_slot.set_text(repr(tokens[query]))
+        return fig
+
+    return render
+
+
+def _describe_temperature(query: int, temperature: float) -> str:
+    tokens, weights = _temperature_weights(query, temperature)
+    best = int(weights.argmax())
+    return (f"Softmax weights of the query {tokens[query]!r} over the {len(tokens)} words at temperature "
+            f"{temperature:.1f}: the largest, {weights[best]:.2f}, is on {tokens[best]!r}; entropy "
+            f"{_entropy(weights):.2f} of at most {math.log(len(tokens)):.2f} nats (uniform).")
 
 
 TEMPERATURES = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
@@ -151,9 +224,11 @@ def temperature_explorer(query="it", temperature: float = 1.0) -> Explorer:
     controls = {
         "query": W.Dropdown(options=_token_options(tokens), value=query, description="query word"),
         "temperature": W.SelectionSlider(options=list(TEMPERATURES), value=float(temperature),
-                                         description="temperature", continuous_update=True),
+                                         description="temperature", continuous_update=True,
+                                         style={"description_width": "initial"}),  # never "temperat..."
     }
-    return Explorer(controls, _render_temperature, caption="Softmax temperature: how sharp are the weights?")
+    return Explorer(controls, _temperature_figure(), describe=_describe_temperature,
+                    caption="Softmax temperature: how sharp are the weights?")
 
 
 # ---------------------------------------------------------------------------------------
@@ -183,9 +258,7 @@ def scaling_stats(d_k: int, scaled: bool) -> dict[str, float]:
     the scores, the mean largest weight and the mean entropy (nats) of the 64 rows.
     """
     d_k = _check_d_k(d_k)
-    q, k = _QK[0][:, :d_k], _QK[1][:, :d_k]
-    scores = q @ k.T / (math.sqrt(d_k) if scaled else 1.0)  # (64, 16)
-    weights = softmax(scores, axis=-1)
+    scores, weights = _scaling_scores(d_k, scaled)  # (64, 16), (64, 16)
     return {"score_std": float(scores.std()), "max_weight": float(weights.max(axis=-1).mean()),
             "entropy": float(_entropy(weights).mean())}
 
@@ -198,25 +271,38 @@ def _check_d_k(d_k) -> int:
     return int(d_k)
 
 
-def _render_scaling(d_k: int, scaled: bool):
+def _scaling_scores(d_k: int, scaled: bool):
+    """`(scores (64, 16), weights (64, 16))` of the explorer's fixed queries and keys."""
     q, k = _QK[0][:, :d_k], _QK[1][:, :d_k]
-    scores = q @ k.T / (math.sqrt(d_k) if scaled else 1.0)  # (64, 16)
-    weights = softmax(scores, axis=-1)
-    stats = scaling_stats(d_k, scaled)
-    fig = viz.new_figure(figsize=(7.2, 3.0))
-    hist, bars = fig.subplots(1, 2)
+    scores = q @ k.T / (math.sqrt(d_k) if scaled else 1.0)  # (64, d_k) @ (d_k, 16) -> (64, 16)
+    return scores, softmax(scores, axis=-1)
+
+
+_SCORE_EDGES = np.linspace(-_SCORE_RANGE, _SCORE_RANGE, 61)
+
+
+def _score_counts(d_k: int, scaled: bool) -> np.ndarray:
+    """`(60,)` histogram of the 64 x 16 scores over the explorer's fixed bins (clipped to +-80)."""
+    scores, _ = _scaling_scores(d_k, scaled)
+    return np.histogram(np.clip(scores.ravel(), -_SCORE_RANGE, _SCORE_RANGE), bins=_SCORE_EDGES)[0]
+
+
+def _scaling_figure():
+    """The figure of `scaling_explorer`, built once; returns `render(d_k, scaled)`."""
+    fig = viz.explorer_figure((7.2, 3.0))
     fig.subplots_adjust(left=0.08, right=0.98, bottom=0.17, top=0.8, wspace=0.3)
-    counts, edges = np.histogram(np.clip(scores.ravel(), -_SCORE_RANGE, _SCORE_RANGE), bins=np.linspace(-_SCORE_RANGE, _SCORE_RANGE, 61))
-    hist.stairs(counts, edges, fill=True, color="#1b6ca8")  # one artist instead of 30 bars: fast
-    hist.set_ylim(0, None)
+    hist, bars = fig.subplots(1, 2)
+    stairs = hist.stairs(np.zeros(len(_SCORE_EDGES) - 1), _SCORE_EDGES, fill=True, color="#1b6ca8")
     hist.set_xlim(-_SCORE_RANGE, _SCORE_RANGE)  # fixed, so the spread can be compared across d_k
     hist.xaxis.set_major_locator(MaxNLocator(5))
     hist.yaxis.set_major_locator(MaxNLocator(4))
-    hist.set_xlabel("score" + (" q.k / sqrt(d_k)" if scaled else " q.k (unscaled)"))
     hist.set_ylabel("count")
-    _title(hist, f"64 x 16 scores, std {stats['score_std']:.1f}", fontsize=9)
-    order = np.argsort(weights[0])[::-1]
-    bars.vlines(range(_N_KEYS), 0, weights[0][order], colors="#e08214", linewidth=10)
+    top = max(int(_score_counts(d, scaled).max()) for d in D_K_OPTIONS for scaled in (False, True))
+    hist.set_ylim(0, 1.05 * top)  # one y-range for every d_k, like the x-range: heights compare too
+    hist_label = cached_text(hist, 0.5, -0.15, transform=hist.transAxes, ha="center", va="top")
+    hist_fixed, (std_slot,) = text_row(fig, 0.5, 1.03, ["64 x 16 scores, std ", slot("00.0")], transform=hist.transAxes,
+                                       fontsize=9)
+    weight_bars = bars.vlines(range(_N_KEYS), 0, np.zeros(_N_KEYS), colors="#e08214", linewidth=10)
     bars.set_xlim(-0.8, _N_KEYS - 0.2)
     bars.set_xticks([0, 5, 10, 15])
     bars.set_ylim(0, 1.02)
@@ -224,10 +310,37 @@ def _render_scaling(d_k: int, scaled: bool):
     bars.set_xlabel("key (sorted by weight)")
     bars.set_ylabel("weight")
     _title(bars, "weights of query 0", fontsize=9)
-    fig.suptitle(f"d_k = {d_k}, {'scaled by 1/sqrt(d_k)' if scaled else 'not scaled'}: mean max weight "
-                 f"{stats['max_weight']:.2f}, mean entropy {stats['entropy']:.2f} of {math.log(_N_KEYS):.2f} nats",
-                 fontsize=10)
-    return fig
+    fixed, (d_k_slot, max_slot, entropy_slot, mode_slot) = text_row(
+        fig, 0.5, 0.93, ["d_k = ", slot("512:"), "  mean max weight ", slot("0.00"), ",  mean entropy ",
+                         slot("0.00"), f" of {math.log(_N_KEYS):.2f} nats,  ", slot("scaled by 1/sqrt(d_k)")],
+        fontsize=10)
+    backdrop = Backdrop(fig, [hist, bars, *bars.texts, *hist_fixed, *fixed],
+                        [stairs, hist_label, std_slot, weight_bars, d_k_slot, max_slot, entropy_slot, mode_slot])
+
+    def render(d_k, scaled):
+        backdrop.ensure("axes")
+        _, weights = _scaling_scores(d_k, scaled)  # (64, 16)
+        stats = scaling_stats(d_k, scaled)
+        stairs.set_data(_score_counts(d_k, scaled))
+        hist_label.set_text("score" + (" q.k / sqrt(d_k)" if scaled else " q.k (unscaled)"))
+        std_slot.set_text(f"{stats['score_std']:.1f}")
+        order = np.argsort(weights[0])[::-1]
+        weight_bars.set_segments([[(i, 0.0), (i, w)] for i, w in enumerate(weights[0][order])])
+        d_k_slot.set_text(f"{d_k}:")
+        max_slot.set_text(f"{stats['max_weight']:.2f}")
+        entropy_slot.set_text(f"{stats['entropy']:.2f}")
+        mode_slot.set_text("scaled by 1/sqrt(d_k)" if scaled else "not scaled")
+        return fig
+
+    return render
+
+
+def _describe_scaling(d_k: int, scaled: bool) -> str:
+    stats = scaling_stats(d_k, scaled)
+    how = "divided by sqrt(d_k)" if scaled else "not scaled"
+    return (f"d_k = {d_k}, scores {how}: the 64 x 16 scores spread with standard deviation "
+            f"{stats['score_std']:.1f}; softmax puts on average {stats['max_weight']:.2f} on the best key "
+            f"(entropy {stats['entropy']:.2f} of {math.log(_N_KEYS):.2f} nats).")
 
 
 def scaling_explorer(d_k: int = 64, scaled: bool = False) -> Explorer:
@@ -243,7 +356,8 @@ def scaling_explorer(d_k: int = 64, scaled: bool = False) -> Explorer:
         "d_k": W.Dropdown(options=list(D_K_OPTIONS), value=d_k, description="d_k"),
         "scaled": W.Checkbox(value=scaled, description="divide by sqrt(d_k)"),
     }
-    return Explorer(controls, _render_scaling, caption="Why divide the scores by sqrt(d_k)?")
+    return Explorer(controls, _scaling_figure(), describe=_describe_scaling,
+                    caption="Why divide the scores by sqrt(d_k)?")
 
 
 # ---------------------------------------------------------------------------------------
@@ -275,31 +389,90 @@ def toy_self_attention(sentence: str = "cat", scores_from: str = "queries and ke
     return tokens, out, weights
 
 
-def _render_self_attention(sentence: str, query: int, scores_from: str):
-    tokens, out, weights = toy_self_attention(sentence, scores_from)
-    w = weights.numpy()
-    fig = viz.new_figure(figsize=(7.2, 3.6))
-    lines, feats = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
+_MAX_WORDS = max(len(sentence.split()) for sentence in SENTENCES.values())
+_QUERY_COLOUR, _LINE_COLOUR = "#b35806", "#1b6ca8"
+
+
+def _self_attention_figure():
+    """The figure of `self_attention_explorer`, built once; returns `(render, describe)`, both called
+    with `(sentence, query, scores_from)`.
+
+    Left: a BertViz-style view of one query (as `viz.attention_lines`): the words as
+    queries on the left and keys on the right, a line to each key, thicker and darker
+    with more weight. Right: the query's output, feature by feature.
+    """
+    fig = viz.explorer_figure((7.2, 3.6))
     fig.subplots_adjust(left=0.1, right=0.97, bottom=0.2, top=0.85, wspace=0.35)
-    one_row = np.zeros_like(w)
-    one_row[query] = w[query]  # only the chosen query's lines; the other rows fall under min_weight
-    viz.attention_lines(one_row, tokens, ax=lines, min_weight=1e-3)
-    lines.texts[query].set_color("#b35806")  # the query's label on the left (texts: T queries, then S keys)
-    lines.texts[query].set_fontweight("bold")
-    lines.set_axis_off()  # no ticks to lay out: a faster render
-    lines.text(0, -0.9, "query", ha="center", va="top", color="0.35")
-    lines.text(1, -0.9, "key", ha="center", va="top", color="0.35")
-    best = int(w[query].argmax())
-    _title(lines, f"weights of {tokens[query]!r}: top {tokens[best]!r} {w[query, best]:.2f}", fontsize=9)
-    feats.hlines(range(len(FEATURES)), 0, out[query].numpy(), colors="#e08214", linewidth=9)  # one artist: fast
+    lines, feats = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
+    lines.set_axis_off()  # no ticks to lay out
+    lines.set_xlim(-0.6, 1.6)
+    line_rgb = to_rgb(_LINE_COLOUR)
+    links = LineCollection([], colors=_LINE_COLOUR, capstyle="round")
+    lines.add_collection(links)
+    # token labels on white, their pixels reused wherever a word appears (movable)
+    queries = [cached_text(lines, -0.04, 0, ha="right", va="center", movable=True) for _ in range(_MAX_WORDS)]
+    keys = [cached_text(lines, 1.04, 0, ha="left", va="center", movable=True) for _ in range(_MAX_WORDS)]
+    headers = [lines.text(0, -0.9, "query", ha="center", va="top", color="0.35"),
+               lines.text(1, -0.9, "key", ha="center", va="top", color="0.35")]
+    lines_title = cached_text(lines, 0.5, 1.02, transform=lines.transAxes, ha="center", va="bottom", fontsize=9)
+    bars = feats.hlines(range(len(FEATURES)), 0, np.zeros(len(FEATURES)), colors="#e08214", linewidth=9)
     feats.set_yticks(range(len(FEATURES)), FEATURES)
     feats.set_ylim(len(FEATURES) - 0.5, -0.5)
     feats.set_xlim(0, 1.05)
     feats.set_xticks([0, 0.5, 1])
     feats.set_xlabel("value")
-    _title(feats, f"output of {tokens[query]!r}", fontsize=9)
-    fig.suptitle(f"{' '.join(tokens)!r}, scores from {scores_from}", fontsize=10)
-    return fig
+    feats_title = cached_text(feats, 0.5, 1.02, transform=feats.transAxes, ha="center", va="bottom", fontsize=9)
+    title = cached_text(fig, 0.5, 0.98, ha="center", va="top", fontsize=10)
+    backdrop = Backdrop(fig, [feats, *headers], [links, *queries, *keys, lines_title, bars, feats_title, title])
+
+    def place(n: int) -> np.ndarray:
+        return np.linspace(0, _MAX_WORDS - 1, n)[::-1] if n > 1 else np.array([(_MAX_WORDS - 1) / 2])
+
+    lines.set_ylim(-0.8, _MAX_WORDS - 0.2)
+    results = {}  # (sentence, scores_from) -> (tokens, out (T, 9), weights (T, T)) as numpy: 12 at most
+
+    def attention(sentence, scores_from):
+        if (sentence, scores_from) not in results:
+            tokens, out, weights = toy_self_attention(sentence, scores_from)
+            results[sentence, scores_from] = tokens, out.numpy(), weights.numpy()
+        return results[sentence, scores_from]
+
+    def render(sentence, query, scores_from):
+        tokens, out, w = attention(sentence, scores_from)  # (T, 9), (T, T)
+        y = place(len(tokens))
+        backdrop.ensure("axes")
+        for i, (left, right) in enumerate(zip(queries, keys)):  # labels keep their pixels: each drawn once
+            for text in (left, right):
+                text.set_visible(i < len(tokens))
+                if i < len(tokens):
+                    text.set_text(tokens[i])
+                    text.set_y(y[i])
+            left.set_color(_QUERY_COLOUR if i == query else "black")
+            left.set_fontweight("bold" if i == query else "normal")
+        row = w[query]  # (T,)
+        peak = max(float(row.max()), 1e-12)
+        shown = np.flatnonzero(row >= 1e-3)
+        links.set_segments([[(0, y[query]), (1, y[j])] for j in shown])
+        links.set_linewidths(0.5 + 4.0 * row[shown])
+        links.set_colors([(*line_rgb, float(min(1.0, 0.15 + 0.85 * row[j] / peak))) for j in shown])
+        best = int(row.argmax())
+        lines_title.set_text(f"weights of {tokens[query]!r}: top {tokens[best]!r} {row[best]:.2f}")
+        bars.set_segments([[(0.0, f), (float(v), f)] for f, v in enumerate(out[query])])
+        feats_title.set_text(f"output of {tokens[query]!r}")
+        title.set_text(f"scores from {scores_from}")  # the sentence is in the labels
+        return fig
+
+    def describe(sentence, query, scores_from) -> str:
+        tokens, out, w = attention(sentence, scores_from)
+        row, features = w[query], out[query]  # (T,), (9,)
+        best, second = np.argsort(row)[::-1][:2]
+        strongest = np.argsort(features)[::-1][:2]
+        return (f"In {' '.join(tokens)!r} (scores from {scores_from}), the query {tokens[query]!r} puts "
+                f"{row[best]:.2f} on {tokens[best]!r} and {row[second]:.2f} on {tokens[second]!r}; its output is "
+                f"strongest in {FEATURES[strongest[0]]} ({features[strongest[0]]:.2f}) and "
+                f"{FEATURES[strongest[1]]} ({features[strongest[1]]:.2f}).")
+
+    return render, describe
 
 
 def self_attention_explorer(sentence: str = "cat", query="it", scores_from: str = "queries and keys") -> Explorer:
@@ -321,7 +494,7 @@ def self_attention_explorer(sentence: str = "cat", query="it", scores_from: str 
     controls = {
         "sentence": W.Dropdown(options=list(SENTENCES), value=sentence, description="sentence"),
         "query": W.Dropdown(options=_token_options(tokens), value=query, description="query word"),
-        "scores_from": W.ToggleButtons(options=list(SCORE_MODES), value=scores_from, description="scores from"),
+        "scores_from": W.RadioButtons(options=list(SCORE_MODES), value=scores_from, description="scores from"),
     }
 
     def before_render(changed: str, controls: dict) -> None:
@@ -332,5 +505,6 @@ def self_attention_explorer(sentence: str = "cat", query="it", scores_from: str 
         controls["query"].options = _token_options(words)
         controls["query"].value = words.index("it") if "it" in words else min(keep, len(words) - 1)
 
-    return Explorer(controls, _render_self_attention, before_render=before_render,
+    render, describe = _self_attention_figure()
+    return Explorer(controls, render, before_render=before_render, describe=describe,
                     caption="Self-attention: every word looks at every word")

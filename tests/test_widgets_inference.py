@@ -184,7 +184,7 @@ def drawn_softmax(ex):
     fig = ex.figure()
     ax_s, ax_p = fig.axes
     return ([b.get_height() for b in ax_s.patches], [b.get_height() for b in ax_p.patches],
-            ax_p.lines[-1].get_ydata(), ax_s.lines[0].get_ydata())
+            next(line for line in ax_p.lines if line.get_label() == "full softmax").get_ydata(), ax_s.lines[0].get_ydata())
 
 
 @pytest.mark.parametrize("preset", SCORE_PRESETS)
@@ -259,9 +259,9 @@ def test_cached_pixels_equal_a_fresh_drawing():
 
 
 def _backdrop(fig):
-    from attn_core.widgets.inference import _Backdrop
+    from attn_core.widgets._figure import Backdrop
 
-    return next(a for a in fig.artists if isinstance(a, _Backdrop))
+    return next(a for a in fig.artists if isinstance(a, Backdrop))
 
 
 @pytest.mark.parametrize("make", [gqa_explorer, online_softmax_explorer])
@@ -275,7 +275,7 @@ def test_saved_pixels_draw_what_a_plain_draw_draws(make):
     from PIL import Image
 
     from attn_core.viz import figure_to_png
-    from attn_core.widgets.inference import _CachedText
+    from attn_core.widgets._figure import CachedText as _CachedText
 
     def pixels(png):
         return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
@@ -297,3 +297,97 @@ def test_saved_pixels_draw_what_a_plain_draw_draws(make):
         assert (np.abs(a - b).max(axis=-1) > 8).mean() < 1e-3
     width = pixels(fast_inline).shape[1]
     assert width > 0.9 * pixels(fast).shape[1]  # the inline crop kept the axis labels
+
+
+# ------------------------------------------------------------------ issue 12: sharp, in place, described, readable
+
+def _all_values(ex):
+    """A few changes through every control (dependent ones included)."""
+    return [(name, v) for name, c in ex.controls.items()
+            for v in ([o[1] if isinstance(o, tuple) else o for o in c.options] if hasattr(c, "options")
+                      else range(c.min, c.max + 1))]
+
+
+@pytest.mark.parametrize("make", [gqa_explorer, online_softmax_explorer])
+def test_one_figure_at_device_pixel_ratio_2_within_the_size_budget(make):
+    from attn_core.widgets._base import png_size
+
+    ex = make()
+    fig = ex.figure()
+    assert fig.dpi == 160
+    for name, value in _all_values(ex):
+        if value in getattr(ex.controls[name], "options", [value]) or not hasattr(ex.controls[name], "options"):
+            ex.controls[name].value = min(value, getattr(ex.controls[name], "max", value))
+        assert ex.figure() is fig
+    width, height = png_size(ex.view.value)
+    assert width // 2 <= 640 and height // 2 <= 480 and ex.view.layout.width == f"{width // 2}px"
+
+
+def test_gqa_description_states_the_sharing_and_the_memory():
+    from attn_core.widgets.inference import describe_gqa
+
+    ex = gqa_explorer(n_heads=32, n_kv_heads=8, T=131072)
+    assert ex.view.tooltip == describe_gqa(32, 8, 131072) and ex.view.tooltip in ex.alt.value
+    assert "grouped-query (GQA): 32 query heads share 8 key/value heads, 4 per group" in ex.view.tooltip
+    assert "131,072 tokens" in ex.view.tooltip and "16.0 GiB, 25% of multi-head attention's 64.0 GiB" in ex.view.tooltip
+    ex.controls["n_kv_heads"].value = 1
+    assert "multi-query (MQA)" in ex.view.tooltip and "2.00 GiB, 3%" in ex.view.tooltip
+    ex.controls["T"].value = 4096
+    assert "4,096 tokens" in ex.view.tooltip
+
+
+def test_online_softmax_description_follows_the_step():
+    from attn_core.widgets.inference import describe_online_softmax
+
+    ex = online_softmax_explorer(scores="rising", block_size=3, blocks_read=0)
+    assert "nothing read yet" in ex.view.tooltip and ex.view.tooltip == describe_online_softmax("rising", 3, 0)
+    states = online_softmax_steps(SCORE_PRESETS["rising"], 3)
+    for k in range(1, len(states)):
+        ex.controls["blocks_read"].value = k
+        assert f"block {k} of 4 read" in ex.view.tooltip
+        assert f"m = {states[k]['m']:.3f}, running sum l = {states[k]['l']:.3f}" in ex.view.tooltip
+    assert "the estimate is the softmax" in ex.view.tooltip
+    ex = online_softmax_explorer(scores="first 4 masked (-inf)", block_size=4, blocks_read=1)
+    assert "m = -inf, running sum l = 0.000" in ex.view.tooltip
+
+
+def drawn_texts(fig):
+    """Every Text a draw of `fig` shows: visible, not empty, and (tick labels) inside their axis's view."""
+    from matplotlib.text import Text
+
+    outside = set()
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            lo, hi = sorted(axis.get_view_interval())
+            for tick in axis.get_major_ticks():
+                if not lo - 1e-9 <= tick.get_loc() <= hi + 1e-9:  # matplotlib does not draw it
+                    outside |= {id(tick.label1), id(tick.label2)}
+    return [t for t in fig.findobj(Text) if t.get_visible() and t.get_text() and id(t) not in outside
+            and (t.axes is None or t.axes.get_visible())]
+
+
+@pytest.mark.parametrize("make, extremes", [
+    (gqa_explorer, [dict(n_heads=h, n_kv_heads=kv, T=T) for h in (1, 32) for kv in (1, h) for T in (4096, 131072)]),
+    (online_softmax_explorer, [dict(scores=s, block_size=b, blocks_read=r) for s in SCORE_PRESETS for b in (1, 12)
+                               for r in (0, 1, -(-N_SCORES // b))]),
+])
+def test_labels_are_at_least_8_pt_and_never_overlap(make, extremes):
+    from attn_core.viz import figure_to_png
+
+    ex = make()
+    for values in extremes:
+        for name, value in values.items():
+            ex.controls[name].value = value
+        fig = ex.figure()
+        figure_to_png(fig)
+        renderer = fig.canvas.get_renderer()
+        labels = drawn_texts(fig)
+        assert all(t.get_fontsize() >= 8 for t in labels), [(t.get_text(), t.get_fontsize()) for t in labels]
+        boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in labels]
+        for i, (a, box_a) in enumerate(boxes):
+            for b, box_b in boxes[i + 1:]:
+                assert not box_a.overlaps(box_b), (values, a, b)
+        inside = fig.bbox
+        for text, box in boxes:  # nothing cut at the picture's edge
+            assert box.x0 >= inside.x0 - 1 and box.x1 <= inside.x1 + 1 and box.y0 >= inside.y0 - 1 \
+                and box.y1 <= inside.y1 + 1, (values, text)

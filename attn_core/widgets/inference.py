@@ -6,7 +6,11 @@
   `attn_core.tiled` does: the running maximum `m`, the rescaled running sum `l`, and the
   partial result against the full softmax.
 
-Both draw into one Figure built once per explorer and update its artists in place.
+Both draw into one `viz.explorer_figure` built once per explorer (sharp at a device pixel
+ratio of 2, shown at its natural size) and update its artists in place: the static parts
+are pasted by a `Backdrop`, changing labels are `CachedText`s. `describe_gqa` and
+`describe_online_softmax` say in words what a picture shows (the explorers' text
+alternative).
 """
 
 from __future__ import annotations
@@ -16,14 +20,14 @@ import math
 import ipywidgets as W
 import matplotlib
 import numpy as np
-from matplotlib.collections import LineCollection, PatchCollection
+from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.patches import Rectangle
 
 from .._arrays import check_positive_int
 from ..kv_cache import kv_cache_bytes
-from ..viz import CMAP, new_figure
+from ..viz import CMAP, explorer_figure
 from ._base import Explorer, restrict_options
-from ._figure import Backdrop as _Backdrop, CachedText as _CachedText, cached_text as _text  # noqa: F401  shared blitting helpers
+from ._figure import Backdrop, cached_text
 
 __all__ = ["gqa_explorer", "online_softmax_explorer"]
 
@@ -114,7 +118,7 @@ def gqa_explorer(n_heads: int = 8, n_kv_heads: int = 2, T: int = 4096) -> Explor
 
     # one figure, artists updated in place; data units are pixels, y pointing down
     width, height = 640, 330
-    fig = new_figure(figsize=(width / 80, height / 80), dpi=80)
+    fig = explorer_figure((width / 80, height / 80))  # data units stay CSS pixels: 640 x 330
     ax = fig.add_axes((0, 0, 1, 1))
     ax.set_axis_off()
     ax.set_xlim(0, width)
@@ -131,30 +135,31 @@ def gqa_explorer(n_heads: int = 8, n_kv_heads: int = 2, T: int = 4096) -> Explor
         ax.text(width / 2, 192, "KV cache of one sequence: 32 layers, d_head 128, float16", ha="center",
                 va="bottom", fontsize=9),
     ]
-    q_boxes = PatchCollection([], edgecolor="black", linewidth=0.6)
-    k_boxes = PatchCollection([], edgecolor="black", linewidth=0.6)
+    q_boxes = PolyCollection([], edgecolor="black", linewidth=0.6)  # plain corner lists: cheaper than Rectangles
+    k_boxes = PolyCollection([], edgecolor="black", linewidth=0.6)
     links = LineCollection([], linewidths=1.0)
     for artist in (links, q_boxes, k_boxes):
         ax.add_collection(artist)
     # Only the first and last head are labelled: every label costs about 2 ms per update.
-    q_first, q_last, k_first, k_last = (_text(ax, 0, 0, ha="center", va="center", fontsize=8) for _ in range(4))
-    title = _text(ax, width / 2, 8, ha="center", va="top", fontsize=10)
+    q_first, q_last, k_first, k_last = (cached_text(ax, 0, 0, ha="center", va="center", fontsize=8) for _ in range(4))
+    title = cached_text(ax, width / 2, 8, ha="center", va="top", fontsize=10)
     bar_mha = Rectangle((bx0, by_mha), bx1 - bx0, bar_h, facecolor=cmap(0.25), edgecolor="black", linewidth=0.6)
     bar_this = Rectangle((bx0, by_this), bx1 - bx0, bar_h, facecolor=cmap(0.75), edgecolor="black", linewidth=0.6)
     ax.add_patch(bar_mha)
     ax.add_patch(bar_this)
-    value_mha = _text(ax, bx1 + 6, by_mha + bar_h / 2, ha="left", va="center", fontsize=9)
-    value_this = _text(ax, 0, by_this + bar_h / 2, ha="left", va="center", fontsize=9)
-    footer = _text(ax, width / 2, height - 6, ha="center", va="bottom", fontsize=9)
+    value_mha = cached_text(ax, bx1 + 6, by_mha + bar_h / 2, ha="left", va="center", fontsize=9)
+    value_this = cached_text(ax, 0, by_this + bar_h / 2, ha="left", va="center", fontsize=9)
+    footer = cached_text(ax, width / 2, height - 6, ha="center", va="bottom", fontsize=9)
     dynamic = [q_boxes, k_boxes, links, q_first, q_last, k_first, k_last, title, bar_mha, bar_this, value_mha,
                value_this, footer]
-    backdrop = _Backdrop(fig, static, dynamic)
+    backdrop = Backdrop(fig, static, dynamic)
 
     def boxes(n: int, y: float):
         slot = (x1 - x0) / n
         w = min(slot * 0.8, 60.0)
         centres = [x0 + (i + 0.5) * slot for i in range(n)]
-        return centres, [Rectangle((c - w / 2, y), w, box_h) for c in centres]
+        corners = [[(c - w / 2, y), (c + w / 2, y), (c + w / 2, y + box_h), (c - w / 2, y + box_h)] for c in centres]
+        return centres, corners
 
     def render(n_heads, n_kv_heads, T):
         backdrop.ensure("static")
@@ -162,9 +167,9 @@ def gqa_explorer(n_heads: int = 8, n_kv_heads: int = 2, T: int = 4096) -> Explor
         qc, qr = boxes(n_heads, yq)
         kc, kr = boxes(n_kv_heads, yk)
         colours = [cmap(0.85 * g / max(n_kv_heads - 1, 1)) for g in range(n_kv_heads)]
-        q_boxes.set_paths(qr)
+        q_boxes.set_verts(qr)
         q_boxes.set_facecolor([colours[g] for g in groups])
-        k_boxes.set_paths(kr)
+        k_boxes.set_verts(kr)
         k_boxes.set_facecolor(colours)
         links.set_segments([[(qc[h], yq + box_h), (kc[g], yk)] for h, g in enumerate(groups)])
         links.set_color([colours[g] for g in groups])
@@ -187,8 +192,19 @@ def gqa_explorer(n_heads: int = 8, n_kv_heads: int = 2, T: int = 4096) -> Explor
         footer.set_text(f"2 x 32 layers x {n_kv_heads} x 128 x {T:,} tokens x 2 bytes = {_gib(mem)}")
         return fig
 
-    return Explorer(controls, render, before_render=before_render,
+    return Explorer(controls, render, before_render=before_render, describe=describe_gqa,
                     caption="Grouped-query attention: query heads share key/value heads; only those are cached")
+
+
+def describe_gqa(n_heads: int = 8, n_kv_heads: int = 2, T: int = 4096) -> str:
+    """What `gqa_explorer` shows for these values, in two sentences (its text alternative)."""
+    mha = kv_cache_bytes(n_kv_heads=n_heads, T=T, **PAPER_MODEL)
+    mem = kv_cache_bytes(n_kv_heads=n_kv_heads, T=T, **PAPER_MODEL)
+    group = n_heads // n_kv_heads
+    return (f"{_attention_kind(n_heads, n_kv_heads)}: {n_heads} query head{'s' if n_heads > 1 else ''} share "
+            f"{n_kv_heads} key/value head{'s' if n_kv_heads > 1 else ''}, {group} per group. KV cache of one "
+            f"sequence of {T:,} tokens in a 7B-class model: {_gib(mem)}, {mem / mha:.0%} of multi-head "
+            f"attention's {_gib(mha)}.")
 
 
 # ---------------------------------------------------------------------------------------
@@ -306,7 +322,7 @@ def online_softmax_explorer(scores: str = "random", block_size: int = 4, blocks_
 
     cmap = matplotlib.colormaps[CMAP]
     colour_read, colour_now, colour_unread = cmap(0.3), "#e66101", "#d4d4d4"
-    fig = new_figure(figsize=(7.6, 4.9), dpi=80)
+    fig = explorer_figure((7.6, 4.9))
     fig.subplots_adjust(left=0.1, right=0.97, top=0.8, bottom=0.1, hspace=0.45)
     ax_s, ax_p = fig.subplots(2, 1, sharex=True)
     j = np.arange(N_SCORES)
@@ -324,10 +340,12 @@ def online_softmax_explorer(scores: str = "random", block_size: int = 4, blocks_
     ax_p.set_xlabel("key j")
     ax_p.set_xticks(j)
     legend = ax_p.legend(loc="upper left", fontsize=8, frameon=False)
-    text_top = _text(fig, 0.5, 0.975, ha="center", va="top", fontsize=10)
-    text_mid = _text(fig, 0.5, 0.905, ha="center", va="top", fontsize=9)
-    dynamic = [*bars_s, *bars_p, max_line, masked_marks, *separators, full_marks, text_top, text_mid]
-    backdrop = _Backdrop(fig, [ax_s, ax_p, zero, legend], dynamic)
+    text_top = cached_text(fig, 0.5, 0.975, ha="center", va="top", fontsize=10)
+    text_mid = cached_text(fig, 0.5, 0.905, ha="center", va="top", fontsize=9)
+    # lines the bars touch are drawn over them on every update, as a full draw layers them
+    floor = ax_p.axhline(0, color="black", lw=matplotlib.rcParams["axes.linewidth"])  # the bottom panel's x axis
+    dynamic = [*bars_s, *bars_p, max_line, masked_marks, *separators, full_marks, text_top, text_mid, zero, floor]
+    backdrop = Backdrop(fig, [ax_s, ax_p, legend], dynamic)
 
     def limits(scores: str):
         """Fixed y-ranges per row of scores, so the axes (drawn once) fit every step and block size."""
@@ -337,10 +355,13 @@ def online_softmax_explorer(scores: str = "random", block_size: int = 4, blocks_
         top = max(float(np.nanmax(state["estimate"])) for b in BLOCK_SIZES for state in online_softmax_steps(x, b)[1:])
         return (low, high), (0.0, 1.08 * top)
 
+    y_ranges = {name: limits(name) for name in SCORE_PRESETS}
+
     def set_limits(scores: str) -> None:
-        ylim_s, ylim_p = limits(scores)
-        ax_s.set_ylim(*ylim_s)
-        ax_p.set_ylim(*ylim_p)
+        ylim_s, ylim_p = y_ranges[scores]
+        if ax_s.get_ylim() != ylim_s:  # set only on a new row of scores: a limit change costs a re-layout
+            ax_s.set_ylim(*ylim_s)
+            ax_p.set_ylim(*ylim_p)
 
     def render(scores, block_size, blocks_read):
         backdrop.ensure(scores, prepare=lambda: set_limits(scores))
@@ -388,5 +409,22 @@ def online_softmax_explorer(scores: str = "random", block_size: int = 4, blocks_
         text_mid.set_text(mid)
         return fig
 
-    return Explorer(controls, render, before_render=before_render,
+    return Explorer(controls, render, before_render=before_render, describe=describe_online_softmax,
                     caption="Online softmax: the maximum and the sum, one block of scores at a time")
+
+
+def describe_online_softmax(scores: str = "random", block_size: int = 4, blocks_read: int = 1) -> str:
+    """What `online_softmax_explorer` shows for these values, in two sentences (its text alternative)."""
+    states = online_softmax_steps(SCORE_PRESETS[scores], block_size)
+    n_blocks = len(states) - 1
+    k = min(blocks_read, n_blocks)
+    state, final = states[k], states[-1]
+    out_final = final["acc"] / final["l"]
+    if k == 0:
+        return (f"Scores '{scores}' in {n_blocks} block{'s' if n_blocks > 1 else ''} of {block_size}; nothing read "
+                f"yet (m = -inf, l = 0). The full softmax gives the output {out_final:.3f}.")
+    partial = state["acc"] / state["l"] if state["l"] > 0 else 0.0
+    where = "all of them: the estimate is the softmax" if k == n_blocks else f"{state['read']} of {N_SCORES}"
+    return (f"Scores '{scores}', block {k} of {n_blocks} read (block size {block_size}; {where}): running maximum "
+            f"m = {_fmt(state['m'])}, running sum l = {state['l']:.3f}, old sum rescaled by {state['rescale']:.3f}. "
+            f"Partial output {partial:.3f}, final {out_final:.3f}.")

@@ -293,3 +293,12 @@ def test_fast_png_has_the_pixels_and_resolution_savefig_gives():
     assert (png_pixels(fast) == png_pixels(buf.getvalue())).all()
     assert png_dpi(fast) == pytest.approx(160, abs=0.01)
     assert png_pixels(viz.figure_to_png(fig, dpi=80)).shape[:2] == (160, 240)  # another dpi: savefig
+
+
+def test_picture_with_a_tooltip_syncs_an_empty_description():
+    """ipywidgets 8.1.9's front-end reads `description.length` before setting a title: an
+    Image with a tooltip and no description fails to render (tests/test_browser_explorers.py)."""
+    ex = toy_explorer()
+    state = ex.view.get_state()
+    assert state["tooltip"] and state.get("description") == ""
+    assert isinstance(ex.view, W.Image)

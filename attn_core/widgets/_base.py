@@ -14,10 +14,11 @@ import struct
 from typing import Callable
 
 import ipywidgets as W
+import traitlets
 
 from ..viz import CSS_DPI, DEVICE_PIXEL_RATIO, figure_to_png
 
-__all__ = ["Explorer", "restrict_options", "png_size", "png_dpi"]
+__all__ = ["Explorer", "Picture", "restrict_options", "png_size", "png_dpi"]
 
 CONTROLS_WIDTH = "280px"
 """Width of the column of controls beside the picture."""
@@ -56,6 +57,18 @@ def png_dpi(png: bytes) -> float | None:
             return None
         pos += 12 + length
     return None
+
+
+class Picture(W.Image):
+    """An `ipywidgets.Image` whose `tooltip` (the `<img title>`, its accessible name) can be set.
+
+    ipywidgets 8.1's front-end sets an element's title only when its model's `description`
+    is empty, and reads `description.length` to find out; `Image` has no `description`, so
+    an Image with a tooltip fails to render ("Could not create a view"). An empty synced
+    `description` fixes that.
+    """
+
+    description = traitlets.Unicode("").tag(sync=True)
 
 
 def _full_descriptions(control: W.Widget) -> None:
@@ -102,7 +115,7 @@ class Explorer(W.HBox):
                  caption: str | None = None, describe: Callable | None = None):
         self.controls = dict(controls)
         self.caption = caption
-        self.view = W.Image(format="png", layout=W.Layout(max_width="100%", height="auto"))
+        self.view = Picture(format="png", layout=W.Layout(max_width="100%", height="auto"))
         self.alt = W.HTML(layout=W.Layout(max_width="100%"))
         self._render_fn = render
         self._describe = describe

@@ -19,7 +19,6 @@ explorers, so they stay out of `__all__`.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import numbers
 
@@ -39,6 +38,7 @@ from ..viz import DIVERGING, explorer_figure
 from ._base import Explorer
 from ._figure import Backdrop, CachedText, cached_text
 from ._pixels import PixelImage
+from ._torch import one_torch_thread
 
 __all__ = ["sinusoidal_explorer", "rope_explorer"]
 
@@ -59,21 +59,6 @@ def _check_range(value, name: str, lo: int, hi: int, step: int = 1) -> int:
     if not lo <= value <= hi or (value - lo) % step:
         raise ValueError(f"{name} must be an integer from {lo} to {hi} in steps of {step}, got {value}")
     return value
-
-
-@contextlib.contextmanager
-def _one_torch_thread():
-    """Run the explorer's small torch computations on one thread, then restore the thread count.
-
-    On a busy 2-core machine, torch's second intra-op thread turns a 0.3 ms `sin` of a
-    (200, 128) table into 10-30 ms of waiting; one thread has nothing to wait for.
-    """
-    n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n_threads)
 
 
 class _Ticks:
@@ -190,7 +175,7 @@ class _SinusoidalPicture:
         if key not in self.tables:
             if len(self.tables) >= 32:
                 self.tables.clear()
-            with _one_torch_thread():
+            with one_torch_thread():
                 self.tables[key] = sinusoidal_encoding(_SIN_MAX_POSITIONS, d_model, base, dtype=torch.float64).numpy()
         return self.tables[key][:n_positions]  # (max P, d_model) -> (P, d_model)
 
@@ -369,7 +354,7 @@ class _RopeTables:
     def tables(self, base: float):
         if base not in self._by_base:
             positions = torch.arange(-_ROPE_MAX_POS, _ROPE_MAX_POS + 1)  # (63,) -31..31
-            with _one_torch_thread():
+            with one_torch_thread():
                 q_at = apply_rope(self.q.expand(_ROPE_MAX_POS + 1, -1), positions[_ROPE_MAX_POS:], base=base)  # (32, D)
                 k_at = apply_rope(self.k.expand(len(positions), -1), positions, base=base)  # (63, D)
                 curve = k_at @ q_at[0]  # (63, D) x (D,) -> (63,): query at position 0

@@ -209,3 +209,48 @@ def test_readme_and_lesson_00_introduce_both_articles(where):
     for title, name in zip(ARTICLE_TITLES, ARTICLE_NAMES):
         assert f'"{title}"' in text, f"{where} does not give the title {title!r} (in quotes)"
         assert name in text, f"{where} does not define the short name {name}"
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. the still copy under each explorer is the explorer's own picture, at its starting values
+
+
+def explorer_display(cell) -> ast.Call | None:
+    """In a live-explorer cell (`explorer = some_explorer(...)` then `explorer`), the factory call."""
+    if cell.cell_type != "code" or "nbval-ignore-output" not in cell.metadata.get("tags", []):
+        return None
+    body = ast.parse(cell.source).body
+    if not body or not isinstance(body[-1], ast.Expr) or not isinstance(body[-1].value, ast.Name):
+        return None
+    shown = body[-1].value.id
+    for node in body:
+        if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+                and any(isinstance(t, ast.Name) and t.id == shown for t in node.targets)):
+            return node.value
+    return None
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
+def test_still_copies_are_snapshots_of_the_same_explorer(path):
+    """`explorer = multihead_explorer(...)` / `explorer` is followed by a cell showing
+    `multihead_explorer(...).snapshot()` with the same arguments: the picture the learner
+    sees live, at its natural size with its text alternative, whatever they did to the live one."""
+    cells = read(path).cells
+    problems = []
+    for i, cell in enumerate(cells):
+        factory = explorer_display(cell)
+        if factory is None:
+            continue
+        following = next(c for c in cells[i + 1:] if c.cell_type == "code")
+        first = ast.parse(following.source).body[0]
+        call = first.value if isinstance(first, ast.Expr) else None
+        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "snapshot"
+                and ast.dump(call.func.value) == ast.dump(factory)):
+            problems.append(f"cell {i}: {ast.unparse(factory)} is followed by {following.source.splitlines()[0]!r}, "
+                            f"not {ast.unparse(factory)}.snapshot()")
+    assert not problems, f"{path.name}: " + "; ".join(problems)
+
+
+def test_the_explorer_lessons_are_all_checked():
+    shown = {p.name[:2] for p in LESSONS for c in read(p).cells if explorer_display(c) is not None}
+    assert shown >= {"00", "01", "02", "03", "04", "05", "06", "09", "10"}, shown

@@ -273,14 +273,21 @@ class MultiHeadAttention(nn.Module):
         if packed is None:
             return None
         weight, bias, offsets = packed
-        layers = [self._modules[name] for name in ("w_q", "w_k", "w_v")]
-        if any(m._forward_hooks or m._forward_pre_hooks for m in layers) or _global_forward_hooks():
+        q, k, v = self._modules["w_q"], self._modules["w_k"], self._modules["w_v"]
+        if (q._forward_hooks or q._forward_pre_hooks or k._forward_hooks or k._forward_pre_hooks or v._forward_hooks
+                or v._forward_pre_hooks or _global_forward_hooks()):
             return None
-        bases = (weight.data_ptr(),) * 3 + (() if bias is None else (bias.data_ptr(),) * 3)
-        tensors = [m._parameters["weight"] for m in layers] + ([] if bias is None else [m._parameters["bias"] for m in layers])
-        for t, base, offset in zip(tensors, bases, offsets, strict=True):
-            if t is None or t.data_ptr() != base + offset:
+        at = weight.data_ptr()  # straight-line comparisons: this runs once per inference call
+        if (q._parameters["weight"].data_ptr() != at + offsets[0] or k._parameters["weight"].data_ptr() != at + offsets[1]
+                or v._parameters["weight"].data_ptr() != at + offsets[2]):
+            return None
+        if bias is not None:
+            at, bq, bk, bv = bias.data_ptr(), q._parameters["bias"], k._parameters["bias"], v._parameters["bias"]
+            if (bq is None or bk is None or bv is None or bq.data_ptr() != at + offsets[3]
+                    or bk.data_ptr() != at + offsets[4] or bv.data_ptr() != at + offsets[5]):
                 return None
+        elif q._parameters.get("bias") is not None or k._parameters.get("bias") is not None or v._parameters.get("bias") is not None:
+            return None  # a bias added to a layer built without one
         return weight, bias
 
     def _project_heads(self, query, key, value):

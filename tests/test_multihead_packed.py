@@ -193,3 +193,12 @@ def test_matches_torch_multihead_attention_in_inference():
         a, wa = ours(x)
         b, wb = ref(x, x, x, need_weights=True, average_attn_weights=False)
     assert torch.allclose(a, b, atol=1e-5) and torch.allclose(wa, wb, atol=1e-6)
+
+
+def test_a_bias_added_later_is_not_ignored():
+    torch.manual_seed(10)
+    m = MultiHeadAttention(8, 2, bias=False)
+    assert uses_packed(m)
+    m.w_k.bias = nn.Parameter(torch.randn(8))
+    assert not uses_packed(m)
+    assert_paths_agree(m, torch.randn(2, 3, 8))

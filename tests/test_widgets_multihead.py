@@ -345,3 +345,40 @@ def test_head_grid_labels_are_at_least_8pt_and_never_overlap(H, T, figsize):
         assert tokens[0] in shown  # thinned, never emptied: the first token is always labelled
     finally:
         plt.close(fig)
+
+
+def test_a_still_copy_at_another_resolution_draws_everything():
+    """Jupyter's inline display saves the figure at 80 dpi with bbox_inches="tight": no blitting then, and
+    the pasted label pixels and direct-to-canvas heatmaps must still all be drawn (twice in a row, too)."""
+    import io
+
+    from PIL import Image
+
+    from attn_core.widgets.multihead import _GRID, _grid_layout
+
+    fig = render_heads(d_model=48, n_heads=4, seed=0, query=1)
+    w = random_head_weights(48, 4, seed=0)
+    for _ in range(2):
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+        assert Image.open(buf).size[0] > 500
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=80)  # 640 x 440: one pixel per data unit
+        picture = np.asarray(Image.open(buf).convert("RGB")).astype(int)
+        _, _, cell, _ = _grid_layout(4, len(TOKENS))
+        x0, y0 = _GRID[0], _GRID[2]
+        for i, j in ((0, 0), (4, 5), (8, 8)):  # head 0's cells: row i, column j (2 blank rows above the tile)
+            y, x = int(y0 + (2 + i + 0.5) * cell), int(x0 + (j + 0.5) * cell)
+            expected = np.array(_CMAP(w[0, i, j])[:3]) * 255
+            assert np.abs(picture[y, x] - expected).max() <= 3, (i, j)
+        gray = picture.mean(-1)
+        for text in fig.axes[0].texts + fig.axes[0].artists:  # every label has dark pixels where it stands
+            if getattr(text, "get_text", lambda: "")() and text.get_visible():
+                x, y = (int(v) for v in text.get_position())
+                box = text.get_window_extent(fig.canvas.get_renderer())
+                assert box.width > 0
+                near = gray[max(y - 12, 0):y + 12, max(x - 40, 0):x + 40]
+                assert near.min() < 100, text.get_text()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80)
+    assert (np.asarray(Image.open(buf).convert("L")) < 128).mean() > 0.05  # labels and dark cells, not blank

@@ -1,4 +1,6 @@
-"""A fast nearest-neighbour heatmap for explorers: cells of colour blown up to device pixels with numpy.
+"""Pixel-level drawing for explorers: a fast nearest-neighbour heatmap, and labels rendered once and pasted.
+
+`PixelImage`: cells of colour blown up to device pixels with numpy.
 
 `AxesImage` resamples through matplotlib's general image pipeline (normalise, mask,
 resample, composite): 25-45 ms for a heatmap filling half of a picture at device pixel
@@ -6,6 +8,13 @@ ratio 2 on this course's machine, and even Agg's `draw_image` of ready pixels co
 5-7 ms. A heatmap drawn with "nearest" interpolation needs none of that: each device
 pixel takes the colour of the cell under its centre (an index lookup), written straight
 into the Agg canvas, about 1-2 ms.
+
+`SpriteText`: rendering a label costs about 1 ms (layout, glyphs); an explorer that
+re-lays out its labels for each head count (or other layout) would pay that for every
+label of every new layout. A `SpriteText` keeps the pixels of each look it has drawn
+(string, font, size, angle, colour, alignment) and pastes them wherever the label goes
+next. Exact when its anchor sits on whole CSS pixels (even device pixels at DPR 2: Agg
+rounds glyph positions half to even); otherwise it simply draws.
 """
 
 from __future__ import annotations
@@ -14,12 +23,21 @@ import sys
 
 import numpy as np
 from matplotlib.artist import Artist
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import RendererAgg
-from matplotlib.colors import Colormap
+from matplotlib.colors import Colormap, to_rgba
+from matplotlib.text import Text
 
-__all__ = ["PixelImage"]
+__all__ = ["PixelImage", "SpriteText", "sprite_text"]
 
 _ALPHA_SHIFT = 24 if sys.byteorder == "little" else 0  # where an RGBA byte quadruple's alpha sits in its uint32 view
+
+
+def _drawing(renderer) -> bool:
+    """Whether `renderer` really draws: savefig(bbox_inches="tight") first runs a draw with every
+    `draw_*` method replaced by a no-op on the instance (Agg keeps only some of its own `draw_*` methods,
+    not `draw_text`, on the instance), whose canvas must not be read or written."""
+    return "draw_text" not in vars(renderer)
 
 
 class PixelImage(Artist):
@@ -88,7 +106,7 @@ class PixelImage(Artist):
         return self._index[key]
 
     def draw(self, renderer):
-        if not self.get_visible():
+        if not self.get_visible() or not _drawing(renderer):
             return
         left, right, bottom, top = self._extent
         (xa, ya), (xb, yb) = self.get_transform().transform([(left, top), (right, bottom)])
@@ -116,3 +134,57 @@ class PixelImage(Artist):
             renderer.draw_image(gc, px0, py1 - len(ri), pixels.view(np.uint8).reshape(*pixels.shape, 4)[::-1])
             gc.restore()
         self.stale = False
+
+
+class SpriteText(Text):
+    """A `Text` over a plain background that renders each look once and pastes its pixels after that.
+
+    `sprites` is a dict shared by the labels of one figure (one rendering of "head 3" serves
+    every place "head 3" is shown). The saved pixels include the background under the
+    label (padded by a pixel): only for labels on a background that does not change (white).
+    Drawn normally onto anything other than an Agg canvas, or at an anchor that is not on
+    an even device pixel.
+    """
+
+    def __init__(self, *args, sprites: dict, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._sprites = sprites
+
+    def draw(self, renderer):
+        if not self.get_visible() or not self.get_text():
+            return
+        x, y = self.get_transform().transform(self.get_unitless_position())  # device pixels
+        ax, ay = int(round(x)), int(round(y))
+        if (not isinstance(renderer, RendererAgg) or not _drawing(renderer) or abs(x - ax) > 1e-6
+                or abs(y - ay) > 1e-6 or ax % 2 or ay % 2):
+            return super().draw(renderer)
+        key = (self.get_text(), self.get_fontsize(), self.get_rotation(), to_rgba(self.get_color()),
+               str(self.get_fontweight()), tuple(self.get_fontfamily()), self.get_horizontalalignment(),
+               self.get_verticalalignment(), renderer.dpi)
+        canvas = np.asarray(renderer.buffer_rgba())  # (height, width, 4), top row first
+        height, width = canvas.shape[:2]
+        sprite = self._sprites.get(key)
+        if sprite is None:
+            super().draw(renderer)
+            box = self.get_window_extent(renderer).padded(1)
+            x0, x1 = int(np.floor(box.x0)), int(np.ceil(box.x1))
+            y0, y1 = int(np.floor(box.y0)), int(np.ceil(box.y1))
+            if 0 <= x0 and x1 <= width and 0 <= y0 and y1 <= height:  # wholly on the canvas: keep it
+                if len(self._sprites) > 512:
+                    self._sprites.clear()
+                self._sprites[key] = (canvas[height - y1:height - y0, x0:x1].copy(), x0 - ax, y1 - ay)
+            return
+        pixels, dx, dy = sprite
+        c0, r0 = ax + dx, height - (ay + dy)
+        if c0 < 0 or r0 < 0 or c0 + pixels.shape[1] > width or r0 + pixels.shape[0] > height:
+            return super().draw(renderer)
+        canvas[r0:r0 + pixels.shape[0], c0:c0 + pixels.shape[1]] = pixels
+        self.stale = False
+
+
+def sprite_text(parent, x, y, s="", *, sprites: dict, **kwargs) -> SpriteText:
+    """A `SpriteText` in `parent`'s coordinates (an Axes: data; a Figure: 0..1), added to it."""
+    text = SpriteText(x, y, s, sprites=sprites, transform=parent.transData if isinstance(parent, Axes) else
+                      parent.transFigure, **kwargs)
+    parent.add_artist(text)
+    return text

@@ -19,10 +19,10 @@ from matplotlib.patches import Rectangle
 from ..attention import scaled_dot_product_attention
 from ..masks import causal_mask, padding_mask, sliding_window_mask
 from ..positional import sinusoidal_encoding
-from ..viz import CMAP, explorer_figure
+from ..viz import CMAP, CSS_DPI, explorer_figure
 from ._base import Explorer
-from ._figure import Backdrop, cached_text
-from ._pixels import PixelImage
+from ._figure import Backdrop
+from ._pixels import PixelImage, sprite_text
 
 __all__ = ["mask_explorer"]
 
@@ -111,7 +111,9 @@ class _MaskPicture:
         ax.add_patch(frame)
         self.boundary = [ax.axvline(0, color="#e66101", linestyle="--", linewidth=1.3),
                          ax.axhline(0, color="#e66101", linestyle="--", linewidth=1.3)]
-        self.title = cached_text(fig, 0.55, 0.93, ha="center", va="center", fontsize=9)
+        width, height = fig.get_size_inches() * CSS_DPI  # CSS px
+        self.title = sprite_text(fig, round(0.55 * width) / width, round(0.93 * height) / height, ha="center",
+                                 va="center", fontsize=9, sprites={})  # on whole CSS px: pasted once rendered
         static = [ax, bar.ax, *bar.ax.get_children()]
         self.backdrop = Backdrop(fig, static, [self.image, frame, *self.boundary, self.title])
         self._sentence = self._shown = None

@@ -9,6 +9,7 @@ specialise (no head "knows" that *bank* goes with *river*): that only comes with
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import ipywidgets as W
 import matplotlib
@@ -21,8 +22,8 @@ from ..attention import scaled_dot_product_attention
 from ..multihead import split_heads
 from ..viz import CMAP, CSS_DPI, explorer_figure
 from ._base import Explorer, restrict_options
-from ._figure import Backdrop, cached_text
-from ._pixels import PixelImage
+from ._figure import Backdrop
+from ._pixels import PixelImage, sprite_text
 
 __all__ = ["multihead_explorer"]
 
@@ -89,14 +90,19 @@ def random_head_weights(d_model: int = 48, n_heads: int = 4, seed: int = 0, toke
         `weights (H, T, T)` numpy array: row = query token, column = key token; rows sum to 1.
     """
     n_heads = check_positive_int(n_heads, "n_heads")
-    return _head_weights(*random_projections(d_model, seed, tokens), n_heads)
+    return _head_weights(*_queries_keys(*random_projections(d_model, seed, tokens)), n_heads)
 
 
-def _head_weights(x: np.ndarray, w_q: np.ndarray, w_k: np.ndarray, n_heads: int) -> np.ndarray:
-    """`softmax(q_h k_h^T / sqrt(d_head))` for every head h, from `random_projections`' `(x, w_q, w_k)`."""
+def _queries_keys(x: np.ndarray, w_q: np.ndarray, w_k: np.ndarray):
+    """`q = x w_q^T` and `k = x w_k^T`, both `(T, d_model)`, from `random_projections`' `(x, w_q, w_k)`."""
     # x @ w.T, written with einsum: it skips BLAS, whose thread wake-up costs more than this small product
-    q = split_heads(np.einsum("td,ed->te", x, w_q), n_heads)  # (T, d_model) -> (H, T, d_head)
-    k = split_heads(np.einsum("td,ed->te", x, w_k), n_heads)  # (T, d_model) -> (H, T, d_head)
+    return np.einsum("td,ed->te", x, w_q), np.einsum("td,ed->te", x, w_k)  # (T, d_model) each
+
+
+def _head_weights(q: np.ndarray, k: np.ndarray, n_heads: int) -> np.ndarray:
+    """`softmax(q_h k_h^T / sqrt(d_head))` for every head h of `q`, `k (T, d_model)`."""
+    q = split_heads(q, n_heads)  # (T, d_model) -> (H, T, d_head)
+    k = split_heads(k, n_heads)  # (T, d_model) -> (H, T, d_head)
     _, weights = scaled_dot_product_attention(q, k, k)  # values do not affect the weights; (H, T, T)
     return weights
 
@@ -124,6 +130,11 @@ _GRID = (58.0, 372.0, 52.0, 432.0)  # left panel: every head's pattern (x0, x1, 
 _KEY_SPACE = 46.0  # under the grid, for key labels when tiles are large enough to carry them
 _ROWS = (430.0, 578.0, 62.0, 322.0)  # right panel: the query's row in every head
 _BAR = (590.0, 600.0)  # colour bar, beside the right panel
+
+
+def _snap(x: float, y: float) -> tuple[float, float]:
+    """A label's place on whole CSS pixels, where `SpriteText` can paste its saved pixels exactly."""
+    return float(round(x)), float(round(y))
 
 
 def _grid_layout(H: int, T: int):
@@ -160,41 +171,50 @@ class _HeadsPicture:
         ax.add_collection(self.outlines)
         rx0, rx1, ry0, ry1 = _ROWS
         self.rows = PixelImage(ax, _CMAP, extent=(rx0, rx1, ry1, ry0))  # the query's row in every head
-        self.title = cached_text(ax, WIDTH / 2, 6, ha="center", va="top", fontsize=10)
-        self.rows_title = cached_text(ax, (rx0 + rx1) / 2 + 6, _GRID[2] - 12, ha="center", va="bottom", fontsize=9)
-        self.query_labels = [cached_text(ax, 0, 0, token, ha="right", va="center", fontsize=MIN_FONT)
-                             for token in self.tokens]
+        self.sprites = {}  # one rendering per label look, pasted wherever the layout puts it
+        label = partial(sprite_text, ax, sprites=self.sprites)
+        self.title = label(*_snap(WIDTH / 2, 6), ha="center", va="top", fontsize=10)
+        self.rows_title = label(*_snap((rx0 + rx1) / 2 + 6, _GRID[2] - 12), ha="center", va="bottom", fontsize=9)
+        self.query_labels = [label(0, 0, token, ha="right", va="center", fontsize=MIN_FONT) for token in self.tokens]
 
         # static: drawn once per head count
-        self.grid_title = ax.text((_GRID[0] + _GRID[1]) / 2, _GRID[2] - 12, "", ha="center", va="bottom", fontsize=9)
-        self.head_labels = [ax.text(0, 0, f"head {h}", ha="center", va="center", fontsize=MIN_FONT)
+        grid_title = label(*_snap((_GRID[0] + _GRID[1]) / 2, _GRID[2] - 12),
+                           "every head, in reading order: rows = queries, columns = keys", ha="center", va="bottom",
+                           fontsize=9)
+        self.head_labels = [label(0, 0, f"head {h}", ha="center", va="center", fontsize=MIN_FONT)
                             for h in range(MAX_HEADS)]
-        self.key_labels = [ax.text(0, 0, token, ha="center", va="top", rotation=90, fontsize=MIN_FONT)
+        self.key_labels = [label(0, 0, token, ha="center", va="top", rotation=90, fontsize=MIN_FONT)
                            for token in self.tokens]
-        self.row_labels = [ax.text(rx0 - 4, 0, f"head {h}", ha="right", va="center", fontsize=MIN_FONT)
+        self.row_labels = [label(rx0 - 4, 0, f"head {h}", ha="right", va="center", fontsize=MIN_FONT)
                            for h in range(MAX_HEADS)]
         cw = (rx1 - rx0) / T
-        row_keys = [ax.text(rx0 + (j + 0.5) * cw, ry1 + 4, token, ha="center", va="top", rotation=90,
-                            fontsize=MIN_FONT if cw < 14 else 9) for j, token in enumerate(self.tokens)]
+        row_keys = [label(*_snap(rx0 + (j + 0.5) * cw, ry1 + 4), token, ha="center", va="top", rotation=90,
+                          fontsize=MIN_FONT if cw < 14 else 9) for j, token in enumerate(self.tokens)]
         bx0, bx1 = _BAR
-        bar = ax.imshow(np.linspace(1, 0, 128)[:, None], cmap=_CMAP, vmin=0.0, vmax=1.0, extent=(bx0, bx1, ry1, ry0),
-                        interpolation="nearest", aspect="auto")
+        bar = PixelImage(ax, _CMAP, extent=(bx0, bx1, ry1, ry0))
+        bar.set_data(np.linspace(1, 0, 128)[:, None])  # 1 at the top, 0 at the bottom
         frame = Rectangle((bx0, ry0), bx1 - bx0, ry1 - ry0, fill=False, edgecolor="black", linewidth=0.6)
         ax.add_patch(frame)
-        bar_labels = [ax.text(bx1 + 4, ry1 - value * (ry1 - ry0), f"{value:g}", ha="left", va="center",
-                              fontsize=MIN_FONT) for value in (0.0, 0.5, 1.0)]
-        static = [self.grid_title, *self.head_labels, *self.key_labels, *self.row_labels, *row_keys, bar, frame,
+        bar_labels = [label(*_snap(bx1 + 4, ry1 - value * (ry1 - ry0)), f"{value:g}", ha="left", va="center",
+                            fontsize=MIN_FONT) for value in (0.0, 0.5, 1.0)]
+        static = [grid_title, *self.head_labels, *self.key_labels, *self.row_labels, *row_keys, bar, frame,
                   *bar_labels]
         dynamic = [self.grid, self.outlines, self.rows, self.title, self.rows_title, *self.query_labels]
         self.backdrop = Backdrop(fig, static, dynamic)
-        self._projections = self._weights = self._shown = None
+        self._queries_keys = {}  # (d_model, seed) -> (q, k), each (T, d_model)
+        self._weights = self._shown = self._laid_out = None
 
     def weights(self, d_model: int, n_heads: int, seed: int) -> np.ndarray:
-        """`random_head_weights` for these values; the projections are kept while `d_model` and `seed` stay."""
-        if self._projections is None or self._projections[0] != (d_model, seed):
-            self._projections = ((d_model, seed), random_projections(d_model, seed, self.tokens))
+        """`random_head_weights` for these values.
+
+        Drawing the projections costs 10 ms at d_model = 768, so the queries and keys they
+        give (`(T, d_model)` each, 55 kB at most) are kept for every `(d_model, seed)` shown
+        (60 pairs at most); the heads are regrouped from them.
+        """
+        if (d_model, seed) not in self._queries_keys:
+            self._queries_keys[d_model, seed] = _queries_keys(*random_projections(d_model, seed, self.tokens))
         if self._weights is None or self._weights[0] != (d_model, n_heads, seed):
-            self._weights = ((d_model, n_heads, seed), _head_weights(*self._projections[1], n_heads))
+            self._weights = ((d_model, n_heads, seed), _head_weights(*self._queries_keys[d_model, seed], n_heads))
         return self._weights[1]
 
     def _layout(self, H: int) -> None:
@@ -202,25 +222,24 @@ class _HeadsPicture:
         T = len(self.tokens)
         ncols, nrows, cell, keys_below = _grid_layout(H, T)
         x0, y0 = _GRID[0], _GRID[2]
-        self.grid_title.set_text(f"{H} head{'s' if H > 1 else ''} in reading order: rows = queries, columns = keys")
         font = 9 if T * cell >= 100 else MIN_FONT
         # Unused labels get an empty text rather than set_visible(False): Backdrop owns the visibility of static parts.
         for h, label in enumerate(self.head_labels):
             r, c = divmod(h, ncols)
             label.set_text(f"head {h}" if h < H else "")
-            label.set_position((x0 + (c * (T + 1) + T / 2) * cell, y0 + (r * (T + 2) + 1) * cell))
+            label.set_position(_snap(x0 + (c * (T + 1) + T / 2) * cell, y0 + (r * (T + 2) + 1) * cell))
             label.set_fontsize(font)
         bottom = y0 + nrows * (T + 2) * cell
         for j, label in enumerate(self.key_labels):
             label.set_text(self.tokens[j] if keys_below else "")
-            label.set_position((x0 + (j + 0.5) * cell, bottom + 3))
+            label.set_position(_snap(x0 + (j + 0.5) * cell, bottom + 3))
             label.set_fontsize(9 if cell >= _LINE[9] + 2 else MIN_FONT)
         rx0, _, ry0, ry1 = _ROWS
         row_h = (ry1 - ry0) / H
         step = math.ceil(_LINE[MIN_FONT] / row_h)
         for h, label in enumerate(self.row_labels):
             label.set_text(f"head {h}" if h < H and h % step == 0 else "")
-            label.set_position((rx0 - 4, ry0 + (h + 0.5) * row_h))
+            label.set_position(_snap(rx0 - 4, ry0 + (h + 0.5) * row_h))
 
     def update(self, d_model: int = 48, n_heads: int = 4, seed: int = 0, query: int = 1):
         """Show these values; returns the (same) Figure."""
@@ -231,7 +250,9 @@ class _HeadsPicture:
         H = w.shape[0]
         if self._shown == (d_model, n_heads, seed, query):
             return self.fig
-        self._layout(H)  # cheap: positions and texts only; drawn once per head count
+        if H != self._laid_out:  # positions and texts of the static labels; their pixels are kept per head count
+            self._layout(H)
+            self._laid_out = H
         self.backdrop.ensure(H)
         ncols, nrows, cell, _ = _grid_layout(H, T)
         x0, y0 = _GRID[0], _GRID[2]
@@ -247,7 +268,7 @@ class _HeadsPicture:
         step = math.ceil(_LINE[font] / cell)  # every word if the rows are tall enough, else every other one
         for i, label in enumerate(self.query_labels):
             label.set_visible((i - query) % step == 0)
-            label.set_position((x0 - 4, y0 + (2 + i + 0.5) * cell))
+            label.set_position(_snap(x0 - 4, y0 + (2 + i + 0.5) * cell))
             label.set_fontsize(font)
             label.set_color(QUERY_COLOR if i == query else "black")
         self.rows.set_data(w[:, query, :])  # (H, T): the query's row in every head

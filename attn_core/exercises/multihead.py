@@ -66,7 +66,7 @@ def check_split_heads(fn: Callable, *, verbose: bool = True) -> Result:
         ("one head: (B, T, d) -> (B, 1, T, d)", (2, 3, 6, 1), 2),
         ("d_head = 1: as many heads as features", (2, 3, 6, 6), 3),
         ("T=1, one token", (3, 1, 8, 4), 4),
-        ("the article's 768 = 12 x 64", (1, 9, 768, 12), 5),
+        ("768 = 12 x 64, as in the Heads and Positions article", (1, 9, 768, 12), 5),
     ]:
         x = _randn(B, T, d_model, seed=seed)
         cases.append(Case(name, args=(x, H), expected=lambda x=x, H=H: split_heads(x, H).clone()))
@@ -108,7 +108,7 @@ def check_merge_heads(fn: Callable, *, verbose: bool = True) -> Result:
         ("B=1, 2 heads, T=4, d_head=3", (1, 2, 4, 3), 11),
         ("one head", (2, 1, 3, 6), 12),
         ("d_head = 1", (2, 6, 3, 1), 13),
-        ("the article's 12 heads of 64", (1, 12, 9, 64), 14),
+        ("12 heads of 64, as in the Heads and Positions article", (1, 12, 9, 64), 14),
     ]:
         x = _randn(B, H, T, d_head, seed=seed)
         cases.append(Case(name, args=(x,), expected=lambda x=x: merge_heads(x).clone()))

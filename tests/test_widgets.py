@@ -208,6 +208,9 @@ def test_layout_controls_beside_the_picture():
     assert panel.layout.width == "280px"
     assert list(panel.children[1:]) == list(ex.controls.values())  # caption, then the controls
     assert list(picture.children) == [ex.view, ex.alt]
+    # the picture's column is as wide as the picture: a long text alternative wraps under it
+    # instead of widening the column until it no longer fits beside the controls
+    assert picture.layout.width == ex.view.layout.width == f"{ex.natural_width()}px"
 
 
 def test_descriptions_are_never_cut(explorer_name):

@@ -180,7 +180,9 @@ class Explorer(W.HBox):
         """A new picture (from `refresh` or a subclass): natural size and text alternative follow it."""
         if not change["new"]:
             return
-        self.view.layout.width = f"{self.natural_width()}px"
+        width = f"{self.natural_width()}px"
+        self.view.layout.width = width
+        self.picture.layout.width = width  # the text alternative wraps under the picture, not beside the controls
         text = self.describe()
         self.view.tooltip = text
         self.alt.value = (f'<div aria-live="polite" style="font-size: 0.85em; line-height: 1.3">'

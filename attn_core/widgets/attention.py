@@ -84,23 +84,16 @@ def _weighted_average_figure():
     points = ax.scatter([1, 0], [0, 1], s=[100, 100], color="#1b6ca8", zorder=2)
     star = ax.scatter([0.5], [0.5], s=160, marker="*", color="#e08214", zorder=3)  # the last collection: the star
 
-    def at(x, y, dx, dy):  # `(dx, dy)` points away from the data point `(x, y)`
-        return ax.transData + ScaledTranslation(dx / 72, dy / 72, fig.dpi_scale_trans)
-
-    cat_fixed, (cat_weight,) = text_row(fig, 1, 0, ["cat (weight ", slot("0.00"), ")"], ha="right",
-                                        transform=at(1, 0, 2, 12))
-    mat_fixed, (mat_weight,) = text_row(fig, 0, 1, ["mat (weight ", slot("0.00"), ")"], ha="left",
-                                        transform=at(0, 1, 12, -4))
-    out_left = CachedText(0.5, 0.5, "output", transform=at(0, 0, -10, -20), ha="right", va="baseline",
-                          color="#b35806", clip_on=False)  # beside the star, away from the nearer edge
-    out_right = CachedText(0.5, 0.5, "output", transform=at(0, 0, 10, -20), ha="left", va="baseline",
-                           color="#b35806", clip_on=False)
-    for text in (out_left, out_right):
-        ax.add_artist(text)
+    # "cat" and "mat" right of their points; "output" above right of the star, away from the segment
+    # (the weights are in the title and in the points' sizes)
+    labels = [ax.annotate(word, xy, textcoords="offset points", xytext=(12, 0), ha="left", va="center")
+              for word, xy in (("cat", (1, 0)), ("mat", (0, 1)))]
+    out_label = CachedText(0.5, 0.5, "output", ha="left", va="bottom", color="#b35806", clip_on=False, movable=True,
+                           transform=ax.transData + ScaledTranslation(8 / 72, 8 / 72, fig.dpi_scale_trans))
+    ax.add_artist(out_label)
     title_fixed, (cat_share, mat_share) = text_row(
         fig, 0.55, 0.9, ["output = ", slot("0.00"), " x cat + ", slot("0.00"), " x mat"], fontsize=10)
-    backdrop = Backdrop(fig, [ax, segment, *cat_fixed, *mat_fixed, *title_fixed],
-                        [points, star, cat_weight, mat_weight, out_left, out_right, cat_share, mat_share])
+    backdrop = Backdrop(fig, [ax, segment, *labels, *title_fixed], [points, star, out_label, cat_share, mat_share])
 
     def render(weight_on_cat):
         backdrop.ensure("axes")
@@ -108,12 +101,7 @@ def _weighted_average_figure():
         out = w * _CAT + (1 - w) * _MAT  # (2,)
         points.set_sizes([40 + 160 * w, 40 + 160 * (1 - w)])
         star.set_offsets([out])
-        cat_weight.set_text(f"{w:.2f}")
-        mat_weight.set_text(f"{1 - w:.2f}")
-        shown, hidden = (out_left, out_right) if w > 0.5 else (out_right, out_left)
-        shown.set_position(out)
-        shown.set_visible(True)
-        hidden.set_visible(False)
+        out_label.set_position(out)
         cat_share.set_text(f"{w:.2f}")
         mat_share.set_text(f"{1 - w:.2f}")
         return fig

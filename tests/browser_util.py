@@ -347,9 +347,10 @@ class Lab:
         return problems
 
     def page_text_errors(self) -> list[str]:
-        """Lines of the rendered notebook that show a widget error."""
-        text = self.panel.locator(".jp-Notebook").inner_text()
-        return [line.strip() for line in text.splitlines() if WIDGET_ERROR in line]
+        """Lines of the rendered notebook's outputs that show a widget error (a markdown
+        cell may quote the message, as lesson 00's troubleshooting section does)."""
+        texts = self.panel.locator(".jp-Notebook .jp-OutputArea").all_inner_texts()
+        return [line.strip() for text in texts for line in text.splitlines() if WIDGET_ERROR in line]
 
     def widget_outputs(self) -> list[dict]:
         return self.panel.evaluate(_WIDGET_OUTPUTS)

@@ -25,7 +25,7 @@ def drawn(ex):
 
 
 def title(ex):
-    return picture(ex).title.get_text()
+    return picture(ex).title.get_text() + "\n" + picture(ex).subtitle.get_text()
 
 
 def test_the_batch_is_the_one_the_lesson_describes():
@@ -106,12 +106,22 @@ def test_the_lesson_example_of_fully_masked_rows():
 def test_tick_labels_and_padding_boundary_follow_the_sentence():
     ex = mask_explorer(sentence=DOG)
     ax = ex.figure().axes[0]
-    assert [t.get_text() for t in ax.get_xticklabels()] == DOG.split() + [PAD] * 7
+    words = lambda texts: [t.get_text() for t in texts]  # noqa: E731
+    assert words(picture(ex).key_words) == words(picture(ex).query_words) == DOG.split() + [PAD] * 7
     vline, hline = ax.lines[:2]
     assert vline.get_visible() and vline.get_xdata()[0] == 2.5 and hline.get_ydata()[0] == 2.5
     ex.controls["sentence"].value = LONG  # no padding: no boundary
-    assert [t.get_text() for t in ax.get_yticklabels()] == LONG.split()
+    assert words(picture(ex).query_words) == words(picture(ex).key_words) == LONG.split()
     assert not vline.get_visible() and not hline.get_visible()
+    # each word beside its own row and column: the centres of the word boxes follow the ticks
+    fig = ex.figure()
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    to_pixels = ax.transData.transform
+    for i, (key, query) in enumerate(zip(picture(ex).key_words, picture(ex).query_words)):
+        kb, qb = key.get_window_extent(renderer), query.get_window_extent(renderer)
+        assert abs((kb.x0 + kb.x1) / 2 - to_pixels((i, 0))[0]) < 3  # device px
+        assert abs((qb.y0 + qb.y1) / 2 - to_pixels((0, i))[1]) < 3
 
 
 def test_window_titles_and_the_no_window_end_of_the_slider():

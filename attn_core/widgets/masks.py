@@ -84,9 +84,10 @@ def _mask_title(kind: str, window: int, S: int) -> str:
 class _MaskPicture:
     """The explorer's one Figure (448 x 368 CSS px), updated in place by `update`.
 
-    Static parts (axes, axis labels, the sentence's words as ticks, the colour bar) are
-    drawn once per sentence and pasted back as pixels (`Backdrop`); an update redraws the
-    heatmap (a `PixelImage`), the frame over it, the padding boundary and the title.
+    Static parts (axes, ticks, axis labels, the colour bar) are drawn once and pasted back
+    as pixels (`Backdrop`); an update redraws the heatmap (a `PixelImage`), the frame over
+    it, the padding boundary, the title and the sentence's words beside the ticks (labels of
+    our own: `SpriteText`s, each word rendered once, so a new sentence costs no new layout).
     """
 
     def __init__(self):
@@ -99,8 +100,8 @@ class _MaskPicture:
         ax = self.ax = fig.add_subplot()
         ax.set_xlim(-0.5, S - 0.5)
         ax.set_ylim(S - 0.5, -0.5)
-        ax.set_xlabel("key (attended to)")
-        ax.set_ylabel("query (attending)")
+        ax.set_xticks(range(S), [""] * S)
+        ax.set_yticks(range(S), [""] * S)
         cmap = matplotlib.colormaps[CMAP].with_extremes(bad=BLOCKED_COLOR)
         colours = ScalarMappable(norm=Normalize(0.0, 1.0), cmap=cmap)
         bar = fig.colorbar(colours, ax=ax, shrink=0.8, pad=0.02, label="weight")
@@ -111,11 +112,30 @@ class _MaskPicture:
         ax.add_patch(frame)
         self.boundary = [ax.axvline(0, color="#e66101", linestyle="--", linewidth=1.3),
                          ax.axhline(0, color="#e66101", linestyle="--", linewidth=1.3)]
+        # Labels on whole CSS px (figure coordinates), where a SpriteText pastes its saved pixels.
         width, height = fig.get_size_inches() * CSS_DPI  # CSS px
-        self.title = sprite_text(fig, round(0.55 * width) / width, round(0.93 * height) / height, ha="center",
-                                 va="center", fontsize=9, sprites={})  # on whole CSS px: pasted once rendered
+        box = ax.get_position()  # figure fraction, after the colour bar took its share
+        left, right, top, bottom = box.x0 * width, box.x1 * width, (1 - box.y1) * height, (1 - box.y0) * height
+        at = lambda x, y: (round(x) / width, 1 - round(y) / height)  # noqa: E731  CSS px from the top left
+        sprites = {}
+        label = lambda x, y, **kw: sprite_text(fig, *at(x, y), sprites=sprites, **{"fontsize": 8, **kw})  # noqa: E731
+        cell_w, cell_h = (right - left) / S, (bottom - top) / S
+        gap = 8  # CSS px between the axes and a word: the tick (3.5 pt) and its pad (3.5 pt)
+        self.key_words = [label(left + (j + 0.5) * cell_w, bottom + gap, ha="center", va="top", rotation=90)
+                          for j in range(S)]
+        self.query_words = [label(left - gap, top + (i + 0.5) * cell_h, ha="right", va="center") for i in range(S)]
+        words = max((w for row in self.tokens for w in row), key=len)
+        room = 8 * CSS_DPI / 72 * 0.62 * len(words) + gap + 6  # CSS px the longest word takes, with air
+        ax.set_xlabel("key (attended to)")
+        ax.set_ylabel("query (attending)")
+        ax.xaxis.set_label_coords(0.5, -room / (bottom - top), transform=ax.transAxes)
+        ax.yaxis.set_label_coords(-room / (right - left), 0.5, transform=ax.transAxes)
+        # two lines, two labels: the second has few variants, so it is rarely rendered anew
+        self.title = label(round(0.55 * width), round(0.07 * height) - 6, ha="center", va="center", fontsize=9)
+        self.subtitle = label(round(0.55 * width), round(0.07 * height) + 7, ha="center", va="center", fontsize=9)
         static = [ax, bar.ax, *bar.ax.get_children()]
-        self.backdrop = Backdrop(fig, static, [self.image, frame, *self.boundary, self.title])
+        dynamic = [self.image, frame, *self.boundary, self.title, self.subtitle, *self.key_words, *self.query_words]
+        self.backdrop = Backdrop(fig, static, dynamic)
         self._sentence = self._shown = None
 
     def weights(self, sentence: str, mask: str, window: int):
@@ -126,12 +146,13 @@ class _MaskPicture:
         return allowed, weights
 
     def _set_sentence(self, sentence: str) -> None:
-        """The sentence's words as tick labels (static: drawn once per sentence)."""
+        """The sentence's words beside the ticks, as queries (rows) and keys (columns)."""
         if sentence == self._sentence:
             return
-        tokens = self.tokens[SENTENCES.index(sentence)]
-        self.ax.set_xticks(range(self.S), tokens, rotation=90, fontsize=8)  # upright boxes: no overlap
-        self.ax.set_yticks(range(self.S), tokens, fontsize=8)
+        for text, word in zip(self.key_words, self.tokens[SENTENCES.index(sentence)]):
+            text.set_text(word)
+        for text, word in zip(self.query_words, self.tokens[SENTENCES.index(sentence)]):
+            text.set_text(word)
         self._sentence = sentence
 
     def update(self, sentence: str, mask: str, window: int):
@@ -141,7 +162,7 @@ class _MaskPicture:
         S = self.S
         length = self.lengths[SENTENCES.index(sentence)]
         self._set_sentence(sentence)
-        self.backdrop.ensure(sentence)
+        self.backdrop.ensure("axes")  # one set of static pixels for every sentence
         allowed, weights = self.weights(sentence, mask, window)
         n_dead = int((~allowed.any(axis=-1)).sum())  # queries with nothing to attend to
         self.image.set_data(np.where(allowed, weights, np.nan))  # blocked -> NaN -> grey
@@ -151,8 +172,8 @@ class _MaskPicture:
             line.set_visible(length < S)
         rows = (f"{n_dead} fully masked row{'s' if n_dead != 1 else ''}: zero output" if n_dead
                 else "every row sums to 1")
-        self.title.set_text(f"{_mask_title(mask, window, S)}: {int(allowed.sum())} of {S * S} pairs allowed\n"
-                            f"grey = blocked (weight 0); {rows}")
+        self.title.set_text(f"{_mask_title(mask, window, S)}: {int(allowed.sum())} of {S * S} pairs allowed")
+        self.subtitle.set_text(f"grey = blocked (weight 0); {rows}")
         self._shown = (sentence, mask, window)
         return self.fig
 

@@ -9,34 +9,39 @@ Two modes:
 
 Picking a query word keeps only that word's weights (the other rows fade out).
 
-Speed: the model runs only when the sentence changes; its weights are kept in the
-explorer (`viewer.cached_sentence`, `viewer.cached_weights`). The figure is built once per
-layout (mode and tokens) and then updated in place (`set_data`, `set_linewidths`,
-`set_color`, `set_xy`), following matplotlib's guide to fast updates (blitting):
-everything that never changes (token labels, ticks, colour bar) is drawn once into a
-background, and an update draws only the changing artists over a copy of it. The
-picture's title is shown as text above it (`explorer.status`), not drawn.
+Speed: the model runs only when the sentence changes (on one torch thread); its weights
+are kept in the viewer (`viewer.cached_sentence`, `viewer.cached_weights`). There is one
+figure (`viz.explorer_figure`, 640 x 448 CSS px), built once and updated in place: the
+static parts of each mode are pasted from a `Backdrop`, heatmaps are `PixelImage`s, and
+the token labels are `Labels` (each word's pixels drawn once, then copied), so a new
+sentence costs the model run and new words' labels, not a new figure. What the picture
+shows is said in words under it (`describe`, the explorer's text alternative).
 """
 
 from __future__ import annotations
 
-import html
-import io
+import math
 import numbers
+import textwrap
 
 import ipywidgets as W
 import matplotlib
 import numpy as np
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.collections import LineCollection
-from matplotlib.colors import to_rgba
+from matplotlib.cm import ScalarMappable
+from matplotlib.collections import PathCollection
+from matplotlib.colors import Normalize, to_rgba
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
-from PIL import Image
+from matplotlib.path import Path
+from matplotlib.transforms import offset_copy
 
 from .. import viz
 from ._base import Explorer
+from ._figure import Backdrop, cached_text
+from ._labels import Labels
+from ._pixels import PixelImage
+from ._torch import one_torch_thread
 
 __all__ = ["head_viewer", "HeadViewer", "HeadViewerExplorer", "MODES", "MAX_TOKENS", "DEFAULT_SENTENCE"]
 
@@ -46,15 +51,26 @@ MAX_TOKENS = 64
 DEFAULT_SENTENCE = "The cat sat on the mat because it was tired."
 _LINE_COLOR = to_rgba("#1b6ca8")
 _HIGHLIGHT = "#b35806"
-_MIN_WEIGHT = 0.01  # lines below this weight are not drawn (zero width)
+_MIN_WEIGHT = 0.01  # lines below this weight are not drawn
+_FIGSIZE = (8.0, 5.6)  # inches: 640 x 448 CSS px, within the explorers' 640 x 480 budget
+_TOP, _BOTTOM = 0.35, 1.05  # inches above and below the one-head axes (headers; rotated labels and axis name)
+_LABEL_W = 0.7  # inches for a column of token labels (longer tokens are cut with "...")
+_LINES_W, _HEAT_W, _PAD_IN = 1.05, 3.4, 0.08  # inches: the lines view, the heatmap, gaps
+_MIN_PITCH = 9.6  # points between two labelled rows or columns (8-9 pt labels never touch)
 
 
 class HeadViewer:
-    """The state behind `head_viewer`: the model, the last sentence's weights, the figure.
+    """The state behind `head_viewer`: the model, the last sentence's weights, one figure.
 
-    `render(sentence, mode, layer, head, query)` returns the (reused) Figure for those
-    values. It runs the model only when `sentence` differs from `cached_sentence`, and
-    rebuilds the figure only when the mode or the tokens change.
+    `render(sentence, mode, layer, head, query)` returns the Figure for those values, the
+    same Figure every call, its artists updated in place; `describe(...)` says what it
+    shows. The model runs only when `sentence` differs from `cached_sentence`.
+
+    The figure (8 x 5.6 in: 640 x 448 CSS px at a device pixel ratio of 2) holds both
+    modes' axes and shows one set. What never changes (frames, axis names, colour bars, the
+    mosaic's head and layer numbers) is pasted from a `Backdrop` per mode; the lines, the
+    heatmaps (`PixelImage`), the outlines and the token labels (`Labels`: cached pixels per
+    word) are drawn on every update. A new sentence changes data and labels only.
     """
 
     def __init__(self, model, tokenizer):
@@ -69,12 +85,8 @@ class HeadViewer:
         self.cached_weights: np.ndarray | None = None  # (L, H, T, T)
         self.cached_error: str | None = None
         self.n_model_runs = 0
-        self.fig = None
-        self._animated = []
-        self._background = None
-        self._title = None
-        self.summary = ""  # one line about the head shown (the figure's title)
-        self._layout = None  # what the figure was built for: (mode, tokens) or ("message",)
+        self.summary = ""  # what the picture shows, in words (the explorer's text alternative)
+        self._build()
 
     # ------------------------------------------------------------------ data
 
@@ -100,7 +112,7 @@ class HeadViewer:
                     error = (f"The sentence has {enc.lengths[0]} tokens; the viewer draws at most {MAX_TOKENS} "
                              f"(the model itself takes 512). Try a shorter one.")
                 else:
-                    with torch.no_grad():
+                    with torch.no_grad(), one_torch_thread():
                         _, ws = self.model(enc.token_ids, enc.segment_ids, enc.attention_mask, return_weights=True)
                     self.n_model_runs += 1
                     weights = torch.stack([w[0] for w in ws]).double().numpy()  # L x (1, H, T, T) -> (L, H, T, T)
@@ -110,176 +122,203 @@ class HeadViewer:
 
     # ------------------------------------------------------------------ figure
 
+    def _build(self) -> None:
+        """Make the one figure: both modes' axes and artists, and the message text."""
+        self.fig = fig = viz.explorer_figure(_FIGSIZE)
+        W_in, H_in = _FIGSIZE
+        cmap = matplotlib.colormaps[viz.CMAP].with_extremes(bad="white")  # rows faded out, gaps: white
+        bottom, top = _BOTTOM / H_in, 1 - _TOP / H_in
+
+        # one head: lines (queries left, keys right) and the heatmap, rows aligned
+        left = _LABEL_W + _PAD_IN
+        self.ax_lines = ax_lines = fig.add_axes((left / W_in, bottom, _LINES_W / W_in, top - bottom))
+        ax_lines.set_axis_off()
+        ax_lines.set_xlim(-0.04, 1.04)  # room for the round line ends and the query marker
+        heat_left = left + _LINES_W + 2 * _LABEL_W + 3 * _PAD_IN
+        self.ax_heat = ax_heat = fig.add_axes((heat_left / W_in, bottom, _HEAT_W / W_in, top - bottom))
+        ax_heat.set_xticks([])  # token labels of our own (`Labels`): matplotlib ticks cost ~1 ms each
+        ax_heat.set_yticks([])
+        for spine in ax_heat.spines.values():  # the heatmap would cover half of them: a frame drawn over it
+            spine.set_visible(False)
+        pad_pt = _LABEL_W * 72 + 6
+        ax_heat.set_xlabel("key (attended to)", fontsize=9, labelpad=pad_pt)
+        ax_heat.set_ylabel("query (attending)", fontsize=9, labelpad=pad_pt)
+        self.cax_one = fig.add_axes(((heat_left + _HEAT_W + 0.15) / W_in, bottom + 0.1 * (top - bottom), 0.12 / W_in,
+                                     0.8 * (top - bottom)))
+        bars = [fig.colorbar(ScalarMappable(Normalize(0, 1), cmap), cax=self.cax_one, label="weight")]
+        self.cax_one.tick_params(labelsize=8)
+        self.headers = [ax_lines.text(x, 1.01, name, transform=ax_lines.transAxes, ha="center", va="bottom",
+                                      color="0.35", fontsize=9) for x, name in ((0, "query"), (1, "key"))]
+        self.lines = PathCollection([], facecolors="none", capstyle="round")  # a line per (query, key) pair
+        ax_lines.add_collection(self.lines)
+        self.marker = Line2D([0], [0], marker="o", markersize=7, color=_HIGHLIGHT, linestyle="none")
+        ax_lines.add_line(self.marker)
+        self.heat = PixelImage(ax_heat, cmap, vmin=0.0, vmax=1.0)
+        self.heat_frame = Rectangle((0, 0), 1, 1, transform=ax_heat.transAxes, fill=False, linewidth=0.8,
+                                    edgecolor="black", clip_on=False, zorder=3)
+        ax_heat.add_patch(self.heat_frame)
+        self.row_box = Rectangle((-0.5, -0.5), 1, 1, fill=False, edgecolor=_HIGHLIGHT, linewidth=2, zorder=4)
+        ax_heat.add_patch(self.row_box)
+        gap = 4  # points between a label and what it names
+        self.query_labels = Labels(offset_copy(ax_lines.transData, fig=fig, x=-gap, units="points"), ha="right",
+                                   max_width=_LABEL_W * 72 - gap)
+        self.key_labels = Labels(offset_copy(ax_lines.transData, fig=fig, x=gap, units="points"), ha="left",
+                                 max_width=_LABEL_W * 72 - gap)
+        self.row_labels = Labels(offset_copy(ax_heat.get_yaxis_transform(), fig=fig, x=-gap, units="points"),
+                                 ha="right", max_width=_LABEL_W * 72 - gap)
+        self.column_labels = Labels(offset_copy(ax_heat.get_xaxis_transform(), fig=fig, y=-gap, units="points"),
+                                    angle=90, ha="center", va="top", max_width=_LABEL_W * 72 - gap)
+        for labels, ax in ((self.query_labels, ax_lines), (self.key_labels, ax_lines), (self.row_labels, ax_heat),
+                           (self.column_labels, ax_heat)):
+            ax.add_artist(labels)
+            labels.set_clip_on(False)
+        self.one_head = [ax_lines, ax_heat, self.cax_one]
+
+        # all heads: one mosaic, head h and layer l centred on (h, l)
+        self.ax_grid = ax_grid = fig.add_axes((0.07, 0.55 / H_in, 0.82, top - 0.55 / H_in))
+        L, H = self.n_layers, self.n_heads
+        ax_grid.set_xlim(-0.5, H - 0.5)
+        ax_grid.set_ylim(L - 0.5, -0.5)
+        ax_grid.set_xticks(range(H), [str(h) for h in range(H)])
+        ax_grid.set_yticks(range(L), [str(layer) for layer in range(L)])
+        ax_grid.tick_params(length=0, labelsize=9)
+        ax_grid.set_xlabel("head (each block: queries down, keys across)", fontsize=9)
+        ax_grid.set_ylabel("layer", fontsize=9)
+        for spine in ax_grid.spines.values():  # the mosaic fills the axes: no frame needed
+            spine.set_visible(False)
+        self.cax_grid = fig.add_axes((0.91, 0.55 / H_in + 0.1 * (top - 0.55 / H_in), 0.015,
+                                      0.8 * (top - 0.55 / H_in)))
+        bars.append(fig.colorbar(ScalarMappable(Normalize(0, 1), cmap), cax=self.cax_grid, label="weight"))
+        self.cax_grid.tick_params(labelsize=8)
+        self.mosaic = PixelImage(ax_grid, cmap, vmin=0.0, vmax=1.0)
+        self.head_box = Rectangle((-0.5, -0.5), 1, 1, fill=False, edgecolor=_HIGHLIGHT, linewidth=2.5, zorder=4)
+        ax_grid.add_patch(self.head_box)
+        self.all_heads = [ax_grid, self.cax_grid]
+
+        # a message instead of a picture (empty or too long sentence)
+        self.message = cached_text(fig, 0.5, 0.5, ha="center", va="center", fontsize=11)
+
+        dynamic = [self.lines, self.marker, self.heat, self.heat_frame, self.row_box, self.query_labels,
+                   self.key_labels, self.row_labels, self.column_labels, self.mosaic, self.head_box, self.message]
+        static = [ax_lines, ax_heat, self.cax_one, *self.headers, ax_grid, self.cax_grid,
+                  *(part for bar in bars for part in (bar.solids, bar.dividers))]  # colour bars: pasted too
+        self.backdrop = Backdrop(fig, static, dynamic)
+        self._tokens = None  # the tokens the labels and segments were laid out for
+
+    def _show(self, mode: str) -> None:
+        """Show the axes of `mode` ("one head", "all 72 heads" or "message") and paste its static parts."""
+        for ax in self.one_head:
+            ax.set_visible(mode == MODES[0])
+        for ax in self.all_heads:
+            ax.set_visible(mode == MODES[1])
+        self.message.set_visible(mode == "message")
+        self.backdrop.ensure(mode)
+
     def render(self, sentence: str, mode: str, layer: int, head: int, query: int):
-        """Update (or build) the figure for these values and return it."""
+        """Update the figure for these values and return it (the same Figure every call)."""
         tokens, weights, error = self.tokens_and_weights(sentence)
         if error is not None:
-            if self._layout != ("message",):
-                self._build_message()
-            self._message.set_text(error)
+            self._show("message")
+            self.message.set_text(textwrap.fill(error, 70))
             self.summary = error
-            self._background = None  # nothing animated: a full draw
             return self.fig
         T = len(tokens)
         query = query if 0 <= query < T else -1
-        if self._layout != (mode, tuple(tokens)):
-            self._build_one_head(tokens) if mode == MODES[0] else self._build_grid(tokens)
+        self._show(mode)
         if mode == MODES[0]:
             self._update_one_head(tokens, weights, layer, head, query)
         else:
             self._update_grid(tokens, weights, layer, head, query)
         return self.fig
 
-    def png(self) -> bytes:
-        """The current figure as PNG bytes, drawing only the changing artists when it can.
+    def describe(self, sentence: str, mode: str, layer: int, head: int, query: int) -> str:
+        """What `render` shows for these values, in words (the explorer's text alternative)."""
+        tokens, weights, error = self.tokens_and_weights(sentence)
+        if error is not None:
+            return error
+        query = query if 0 <= query < len(tokens) else -1
+        if mode == MODES[0]:
+            return _summary(tokens, weights, layer, head, query)
+        who = "every query" if query < 0 else f"query {query} {tokens[query]!r} only"
+        L, H = self.n_layers, self.n_heads
+        return f"All {L * H} heads on {len(tokens)} tokens, {who}. Outlined: " + _summary(tokens, weights, layer, head, query)
 
-        The first call after a (re)build draws everything except the animated artists and
-        keeps that background; later calls restore it and draw the animated artists on top.
-        """
-        canvas = self.fig.canvas
-        if self._background is None:
-            for artist in self._animated:
-                artist.set_animated(True)
-            if self._title is not None:  # the explorer shows the title as text above the picture: faster
-                self._title.set_visible(False)
-            canvas.draw()  # the static parts only
-            self._background = canvas.copy_from_bbox(self.fig.bbox)
-        else:
-            canvas.restore_region(self._background)
-        for artist in self._animated:
-            self.fig.draw_artist(artist)
-        width, height = canvas.get_width_height()
-        image = Image.frombuffer("RGBA", (width, height), canvas.buffer_rgba(), "raw", "RGBA", 0, 1).convert("RGB")
-        buf = io.BytesIO()  # RGB at zlib level 1: about 17 ms for the one-head picture, RGBA 25 ms
-        image.save(buf, format="png", compress_level=1)
-        return buf.getvalue()
-
-    def static_figure(self):
-        """The current figure with every artist drawn normally (for a notebook's static copy)."""
-        for artist in self._animated:
-            artist.set_animated(False)
-        if self._title is not None:
-            self._title.set_visible(True)
-        self._background = None  # the next png() rebuilds its background
-        return self.fig
-
-    def _new_figure(self, figsize):
-        self.fig = viz.new_figure(figsize=figsize)
-        FigureCanvasAgg(self.fig)  # a canvas that can copy and restore regions
-        self._animated = []
-        self._title = None
-        self._background = None
-        return self.fig
-
-    def _build_message(self):
-        fig = self._new_figure((9.0, 2.0))
-        self._message = fig.text(0.5, 0.5, "", ha="center", va="center", fontsize=11, wrap=True)
-        self._layout = ("message",)
-
-    def _build_one_head(self, tokens):
+    def _layout_tokens(self, tokens) -> None:
+        """Segments, limits and token labels for a new list of tokens (thinned so labels stay >= 8 pt apart)."""
+        if self._tokens == tokens:
+            return
+        self._tokens = list(tokens)
         T = len(tokens)
-        fontsize = 9 if T <= 24 else 7
-        bottom = 0.55 * fontsize * max(len(tok) for tok in tokens) / 72 + 0.45  # inches: vertical labels + x label
-        height = max(3.6, 0.2 * T + 0.55 + bottom)
-        fig = self._new_figure((9.6, height))
-        lines, heat = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.15]})
-        fig.subplots_adjust(left=0.02, right=0.97, bottom=bottom / height, top=1 - 0.55 / height, wspace=0.28)
-        y = np.arange(T)[::-1].astype(float)  # token 0 at the top
-        self._y = y
-        segments = np.zeros((T * T, 2, 2))  # line (i, j) from query i (x = 0) to key j (x = 1)
-        segments[:, 1, 0] = 1.0
-        segments[:, 0, 1] = np.repeat(y, T)  # (T * T,) query i of each line
-        segments[:, 1, 1] = np.tile(y, T)  # (T * T,) key j of each line
-        self._lines = LineCollection(segments, linewidths=np.zeros(T * T), colors=np.zeros((T * T, 4)),
-                                     capstyle="round")
-        lines.add_collection(self._lines)
-        for i, tok in enumerate(tokens):
-            lines.text(-0.05, y[i], tok, ha="right", va="center", fontsize=fontsize)
-            lines.text(1.05, y[i], tok, ha="left", va="center", fontsize=fontsize)
-        lines.text(0, T - 0.2, "query", ha="center", va="bottom", color="0.35", fontsize=fontsize)
-        lines.text(1, T - 0.2, "key", ha="center", va="bottom", color="0.35", fontsize=fontsize)
-        self._marker = Line2D([0], [0], marker="o", markersize=7, color=_HIGHLIGHT, linestyle="none")
-        lines.add_line(self._marker)
-        lines.set_xlim(-0.75, 1.75)
-        lines.set_ylim(-0.7, T + 0.6)
-        lines.set_axis_off()
-        self._image = heat.imshow(np.zeros((T, T)), cmap=viz.CMAP, vmin=0.0, vmax=1.0, aspect="auto",
-                                  interpolation="nearest")
-        heat.set_xticks([])  # token labels as plain text: axis ticks cost ~5 ms each to build and draw
-        heat.set_yticks([])
-        below, left = heat.get_xaxis_transform(), heat.get_yaxis_transform()  # (data x, axes y), (axes x, data y)
-        for i, tok in enumerate(tokens):
-            heat.text(i, -0.02, tok, transform=below, rotation=90, ha="center", va="top", fontsize=fontsize)
-            heat.text(-0.02, i, tok, transform=left, ha="right", va="center", fontsize=fontsize)
-        pad = 0.55 * fontsize * max(len(tok) for tok in tokens) + 6  # points: room for the longest token
-        heat.set_xlabel("key (attended to)", fontsize=9, labelpad=pad)
-        heat.set_ylabel("query (attending)", fontsize=9, labelpad=pad)
-        self._row_box = Rectangle((-0.5, -0.5), T, 1, fill=False, edgecolor=_HIGHLIGHT, linewidth=2)
-        heat.add_patch(self._row_box)
-        fig.colorbar(self._image, ax=heat, shrink=0.85, label="weight")
-        self._title = fig.text(0.5, 1 - 0.18 / height, "", ha="center", va="top", fontsize=10)
-        self._animated = [self._lines, self._marker, self._image, self._row_box]
-        self._layout = (MODES[0], tuple(tokens))
+        rows = np.arange(T, dtype=float)
+        for ax in (self.ax_lines, self.ax_heat):
+            ax.set_ylim(T - 0.5, -0.5)  # row i at y = i in both: lines and heatmap rows line up
+        self.ax_heat.set_xlim(-0.5, T - 0.5)
+        self.heat.set_extent((-0.5, T - 0.5, T - 0.5, -0.5))
+        self._segments = np.zeros((T * T, 2, 2))  # line (i, j) from query i (x = 0) to key j (x = 1)
+        self._segments[:, 1, 0] = 1.0
+        self._segments[:, 0, 1] = np.repeat(rows, T)  # (T * T,) query i of each line
+        self._segments[:, 1, 1] = np.tile(rows, T)  # (T * T,) key j of each line
+        self._line_paths = {}  # index i * T + j -> Path of line (i, j), made when first drawn
+        _, _, _, H_in = self.ax_heat.get_position().bounds
+        row_pt = H_in * _FIGSIZE[1] * 72 / T  # vertical room per token, in points
+        col_pt = _HEAT_W * 72 / T
+        fontsize = 9 if row_pt >= 11 else 8
+        step_rows = max(1, math.ceil(_MIN_PITCH / row_pt))  # label every k-th token when rows are tighter
+        step_cols = max(1, math.ceil(_MIN_PITCH / col_pt))
+        shown_rows = rows[::step_rows].astype(int)
+        shown_cols = rows[::step_cols].astype(int)
+        for labels in (self.query_labels, self.key_labels, self.row_labels, self.column_labels):
+            labels.set_fontsize(fontsize)
+        names = [tokens[i] for i in shown_rows]
+        self.query_labels.set_labels(names, np.zeros(len(names)), shown_rows)
+        self.key_labels.set_labels(names, np.ones(len(names)), shown_rows)
+        self.row_labels.set_labels(names, np.zeros(len(names)), shown_rows)
+        self.column_labels.set_labels([tokens[i] for i in shown_cols], shown_cols, np.zeros(len(shown_cols)))
+        # the mosaic: head h's block spans [h - 0.5, h - 0.5 + T / (T + 1)), one blank cell between blocks
+        L, H = self.n_layers, self.n_heads
+        gap = 1 / (T + 1)
+        self.mosaic.set_extent((-0.5, H - 0.5 - gap, L - 0.5 - gap, -0.5))
+        self.head_box.set_width(1 - gap)
+        self.head_box.set_height(1 - gap)
 
     def _update_one_head(self, tokens, weights, layer, head, query):
+        self._layout_tokens(tokens)
         w = weights[layer, head]  # (T, T)
         T = len(tokens)
         chosen = np.ones((T, 1), dtype=bool) if query < 0 else (np.arange(T) == query)[:, None]  # (T, 1) rows shown
         shown = np.where(chosen, w, 0.0)  # (T, T)
         flat = shown.ravel()  # (T * T,) in the order of the segments
+        drawn = np.nonzero(flat >= _MIN_WEIGHT)[0]  # only lines of weight >= 0.01 are drawn
         peak = max(float(shown.max()), 1e-12)
-        colors = np.tile(_LINE_COLOR, (T * T, 1))  # (T * T, 4) RGBA
-        colors[:, 3] = np.where(flat >= _MIN_WEIGHT, np.minimum(1.0, 0.15 + 0.85 * flat / peak), 0.0)
-        self._lines.set_linewidths(np.where(flat >= _MIN_WEIGHT, 0.5 + 4.0 * flat, 0.0))
-        self._lines.set_color(colors)
-        self._image.set_data(np.where(chosen, w, np.nan))
-        self._marker.set_visible(query >= 0)
-        self._row_box.set_visible(query >= 0)
+        colors = np.tile(_LINE_COLOR, (len(drawn), 1))  # (n drawn, 4) RGBA
+        colors[:, 3] = np.minimum(1.0, 0.15 + 0.85 * flat[drawn] / peak)
+        for index in drawn:  # a Path per pair, made the first time the pair is drawn (building one costs ~30 us)
+            if index not in self._line_paths:
+                self._line_paths[index] = Path(self._segments[index])
+        self.lines.set_paths([self._line_paths[index] for index in drawn])
+        self.lines.set_linewidths(0.5 + 4.0 * flat[drawn])
+        self.lines.set_edgecolor(colors)
+        self.heat.set_data(np.where(chosen, w, np.nan))  # (T, T), rows not chosen blank
+        self.marker.set_visible(query >= 0)
+        self.row_box.set_visible(query >= 0)
         if query >= 0:
-            self._marker.set_data([0.0], [self._y[query]])
-            self._row_box.set_y(query - 0.5)  # imshow row i sits at y = i
-        self.summary = _summary(tokens, weights, layer, head, query)
-        self._title.set_text(self.summary)
-
-    def _build_grid(self, tokens):
-        T = len(tokens)
-        L, H = self.n_layers, self.n_heads
-        fig = self._new_figure((10.0, 5.4))
-        ax = fig.subplots()
-        fig.subplots_adjust(left=0.07, right=0.92, bottom=0.1, top=0.88)
-        step = T + 1  # one blank row and column between heads
-        cmap = matplotlib.colormaps[viz.CMAP].with_extremes(bad="white")  # the gaps stay blank
-        self._image = ax.imshow(np.full((L * step - 1, H * step - 1), np.nan), cmap=cmap, vmin=0.0, vmax=1.0,
-                                aspect="auto", interpolation="nearest")
-        ax.set_xticks([h * step + (T - 1) / 2 for h in range(H)], [str(h) for h in range(H)])
-        ax.set_yticks([layer * step + (T - 1) / 2 for layer in range(L)], [str(layer) for layer in range(L)])
-        ax.set_xlabel("head (each block: queries down, keys across)")
-        ax.set_ylabel("layer")
-        ax.tick_params(length=0)
-        for spine in ax.spines.values():  # the blitted image would cover them: the same picture either way
-            spine.set_visible(False)
-        self._head_box = Rectangle((-0.5, -0.5), T, T, fill=False, edgecolor=_HIGHLIGHT, linewidth=2.5)
-        ax.add_patch(self._head_box)
-        fig.colorbar(self._image, ax=ax, shrink=0.85, label="weight", pad=0.02)
-        self._title = fig.text(0.5, 0.975, "", ha="center", va="top", fontsize=10)
-        self._step = step
-        self._animated = [self._image, self._head_box]
-        self._layout = (MODES[1], tuple(tokens))
+            self.marker.set_data([0.0], [query])
+            self.row_box.set_bounds(-0.5, query - 0.5, T, 1)
+        self.summary = self.describe(self.cached_sentence, MODES[0], layer, head, query)
 
     def _update_grid(self, tokens, weights, layer, head, query):
+        self._layout_tokens(tokens)
         T = len(tokens)
         L, H = self.n_layers, self.n_heads
-        step = self._step
+        step = T + 1  # one blank row and column between heads
         keep = np.ones(T, dtype=bool) if query < 0 else np.arange(T) == query  # (T,) rows shown
         blocks = np.where(keep[None, None, :, None], weights, np.nan)  # (L, H, T, T)
         padded = np.full((L, H, step, step), np.nan)
         padded[:, :, :T, :T] = blocks
         mosaic = padded.transpose(0, 2, 1, 3).reshape(L * step, H * step)[:-1, :-1]  # (L, T+1, H, T+1) -> image
-        self._image.set_data(mosaic)
-        self._head_box.set_xy((head * step - 0.5, layer * step - 0.5))
-        who = "every query" if query < 0 else f"query {query} {tokens[query]!r} only"
-        self.summary = f"All {L * H} heads on {T} tokens, {who}. Outlined: " + _summary(tokens, weights, layer, head, query)
-        self._title.set_text(self.summary)
+        self.mosaic.set_data(mosaic)
+        self.head_box.set_xy((head - 0.5, layer - 0.5))
+        self.summary = self.describe(self.cached_sentence, MODES[1], layer, head, query)
 
 
 def _summary(tokens, weights, layer, head, query) -> str:
@@ -346,7 +385,8 @@ def head_viewer(model=None, tokenizer=None, *, sentence: str = DEFAULT_SENTENCE,
     controls = {
         "sentence": W.Text(value=sentence, description="sentence (press Enter)", continuous_update=False,
                            style=style, layout=W.Layout(width="95%")),
-        "mode": W.ToggleButtons(options=list(MODES), value=mode, description="show"),
+        "mode": W.ToggleButtons(options=list(MODES), value=mode, description="show",
+                                style={**style, "button_width": "100px"}),  # both buttons fit the 280 px column
         "layer": W.Dropdown(options=list(range(viewer.n_layers)), value=layer, description="layer"),
         "head": W.Dropdown(options=list(range(viewer.n_heads)), value=head, description="head"),
         "query": W.Dropdown(options=_query_options(tokens), value=query, description="query word"),
@@ -370,22 +410,9 @@ def head_viewer(model=None, tokenizer=None, *, sentence: str = DEFAULT_SENTENCE,
 
 
 class HeadViewerExplorer(Explorer):
-    """An `Explorer` whose picture is updated in place by its `HeadViewer` (`.viewer`)
-    instead of drawn anew: `refresh` calls `viewer.render` then `viewer.png()`.
-    `figure()` returns the figure with every artist drawn normally, for a static copy."""
+    """An `Explorer` whose picture is drawn by a `HeadViewer` (`.viewer`) and described by it."""
 
     def __init__(self, viewer: HeadViewer, controls, *, before_render=None, caption=None):
         self.viewer = viewer
-        self.status = W.HTML()  # the picture's title, as text: drawing it in the figure costs ~10 ms
-        super().__init__(controls, viewer.render, before_render=before_render, caption=caption)
-        self.children = (*self.children[:-1], self.status, self.view)
-
-    def refresh(self) -> None:
-        self.viewer.render(**self.values())
-        self.view.value = self.viewer.png()
-        self.status.value = html.escape(self.viewer.summary, quote=False)
-        self.n_renders += 1
-
-    def figure(self):
-        self.viewer.render(**self.values())
-        return self.viewer.static_figure()
+        super().__init__(controls, viewer.render, before_render=before_render, caption=caption,
+                         describe=viewer.describe)

@@ -254,3 +254,14 @@ def test_still_copies_are_snapshots_of_the_same_explorer(path):
 def test_the_explorer_lessons_are_all_checked():
     shown = {p.name[:2] for p in LESSONS for c in read(p).cells if explorer_display(c) is not None}
     assert shown >= {"00", "01", "02", "03", "04", "05", "06", "09", "10"}, shown
+
+
+def test_lesson_00_troubleshooting_covers_model_not_found():
+    """What a learner sees after reopening a notebook whose widget state was not saved: why,
+    and what to do (run the cell again / Run All; `make lab` saves widget state)."""
+    cells = read(NOTEBOOKS / "00_start_here.ipynb").cells
+    section = next(c.source for c in cells if c.cell_type == "markdown" and "## If the widgets do not show" in c.source)
+    section = " ".join(section.split("## Recap")[0].split())
+    assert "Error displaying widget: model not found" in section
+    assert "Run All" in section and "run the explorer's cell again" in section
+    assert "`make lab`" in section and "save widget state" in section

@@ -78,7 +78,7 @@ def _full_descriptions(control: W.Widget) -> None:
         if not style.description_width:
             style.description_width = "initial"
     if not control.layout.width:
-        control.layout.width = "100%"  # the column's width, not ipywidgets' default 300 px
+        control.layout.width = "auto"  # fill the column (ipywidgets gives 300 px; "100%" overflows by the margins)
 
 
 class Explorer(W.HBox):

@@ -25,7 +25,7 @@ import numpy as np
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import RendererAgg
-from matplotlib.colors import Colormap, to_rgba
+from matplotlib.colors import Colormap
 from matplotlib.text import Text
 
 __all__ = ["PixelImage", "SpriteText", "sprite_text"]
@@ -158,9 +158,8 @@ class SpriteText(Text):
         if (not isinstance(renderer, RendererAgg) or not _drawing(renderer) or abs(x - ax) > 1e-6
                 or abs(y - ay) > 1e-6 or ax % 2 or ay % 2):
             return super().draw(renderer)
-        key = (self.get_text(), self.get_fontsize(), self.get_rotation(), to_rgba(self.get_color()),
-               str(self.get_fontweight()), tuple(self.get_fontfamily()), self.get_horizontalalignment(),
-               self.get_verticalalignment(), renderer.dpi)
+        key = (self.get_text(), hash(self.get_fontproperties()), self.get_rotation(), str(self.get_color()),
+               self.get_horizontalalignment(), self.get_verticalalignment(), renderer.dpi)  # the look, cheaply
         canvas = np.asarray(renderer.buffer_rgba())  # (height, width, 4), top row first
         height, width = canvas.shape[:2]
         sprite = self._sprites.get(key)

@@ -402,16 +402,18 @@ def _self_attention_figure():
     keys = [cached_text(lines, 1.04, 0, ha="left", va="center", movable=True) for _ in range(_MAX_WORDS)]
     headers = [lines.text(0, -0.9, "query", ha="center", va="top", color="0.35"),
                lines.text(1, -0.9, "key", ha="center", va="top", color="0.35")]
-    lines_title = cached_text(lines, 0.5, 1.02, transform=lines.transAxes, ha="center", va="bottom", fontsize=9)
+    lines_fixed, (top_slot,) = text_row(fig, 0.5, 1.03, ["weights of the query (bold): largest ", slot("0.00")],
+                                        transform=lines.transAxes, fontsize=9)  # the words are in the labels
     bars = feats.hlines(range(len(FEATURES)), 0, np.zeros(len(FEATURES)), colors="#e08214", linewidth=9)
     feats.set_yticks(range(len(FEATURES)), FEATURES)
     feats.set_ylim(len(FEATURES) - 0.5, -0.5)
     feats.set_xlim(0, 1.05)
     feats.set_xticks([0, 0.5, 1])
     feats.set_xlabel("value")
-    feats_title = cached_text(feats, 0.5, 1.02, transform=feats.transAxes, ha="center", va="bottom", fontsize=9)
+    feats_title = feats.text(0.5, 1.03, "output of the query", transform=feats.transAxes, ha="center", va="baseline",
+                             fontsize=9)
     title = cached_text(fig, 0.5, 0.98, ha="center", va="top", fontsize=10)
-    backdrop = Backdrop(fig, [feats, *headers], [links, *queries, *keys, lines_title, bars, feats_title, title])
+    backdrop = Backdrop(fig, [feats, *headers, *lines_fixed, feats_title], [links, *queries, *keys, top_slot, bars, title])
 
     def place(n: int) -> np.ndarray:
         return np.linspace(0, _MAX_WORDS - 1, n)[::-1] if n > 1 else np.array([(_MAX_WORDS - 1) / 2])
@@ -443,10 +445,8 @@ def _self_attention_figure():
         links.set_segments([[(0, y[query]), (1, y[j])] for j in shown])
         links.set_linewidths(0.5 + 4.0 * row[shown])
         links.set_colors([(*line_rgb, float(min(1.0, 0.15 + 0.85 * row[j] / peak))) for j in shown])
-        best = int(row.argmax())
-        lines_title.set_text(f"weights of {tokens[query]!r}: top {tokens[best]!r} {row[best]:.2f}")
+        top_slot.set_text(f"{row.max():.2f}")
         bars.set_segments([[(0.0, f), (float(v), f)] for f, v in enumerate(out[query])])
-        feats_title.set_text(f"output of {tokens[query]!r}")
         title.set_text(f"scores from {scores_from}")  # the sentence is in the labels
         return fig
 

@@ -28,6 +28,7 @@ from ..kv_cache import kv_cache_bytes
 from ..viz import CMAP, explorer_figure
 from ._base import Explorer, restrict_options
 from ._figure import Backdrop, cached_text
+from ._labels import Ticks
 
 __all__ = ["gqa_explorer", "online_softmax_explorer"]
 
@@ -330,13 +331,13 @@ def online_softmax_explorer(scores: str = "random", block_size: int = 4, blocks_
     (max_line,) = ax_s.plot([-0.5, N_SCORES - 0.5], [0, 0], ls="--", color="black", lw=1.0)
     (masked_marks,) = ax_s.plot([], [], ls="none", marker="x", color="black", ms=6)
     separators = [ax.axvline(0, color="grey", lw=0.8, ls=":") for ax in (ax_s, ax_p) for _ in range(N_SCORES)]
-    ax_s.set_ylabel("score x_j")
+    ax_s.set_ylabel("score x_j", labelpad=30)  # room for our own y tick labels
     ax_s.set_xlim(-0.5, N_SCORES - 0.5)
     zero = ax_s.axhline(0, color="black", lw=0.5)
     bars_p = ax_p.bar(j, np.zeros(N_SCORES), width=0.75, color=colour_read, edgecolor="black", linewidth=0.4)
     (full_marks,) = ax_p.plot(j, np.zeros(N_SCORES), ls="none", marker="_", ms=16, mew=2, color="black",
                               label="full softmax")
-    ax_p.set_ylabel("exp(x_j - m) / l")
+    ax_p.set_ylabel("exp(x_j - m) / l", labelpad=30)
     ax_p.set_xlabel("key j")
     ax_p.set_xticks(j)
     legend = ax_p.legend(loc="upper left", fontsize=8, frameon=False)
@@ -344,7 +345,12 @@ def online_softmax_explorer(scores: str = "random", block_size: int = 4, blocks_
     text_mid = cached_text(fig, 0.5, 0.905, ha="center", va="top", fontsize=9)
     # lines the bars touch are drawn over them on every update, as a full draw layers them
     floor = ax_p.axhline(0, color="black", lw=matplotlib.rcParams["axes.linewidth"])  # the bottom panel's x axis
-    dynamic = [*bars_s, *bars_p, max_line, masked_marks, *separators, full_marks, text_top, text_mid, zero, floor]
+    # y ticks of our own (cached labels): the y-ranges change with the row of scores, the pasted frames do not
+    ax_s.set_yticks([])
+    ax_p.set_yticks([])
+    y_ticks = [Ticks(ax, "y", fontsize=10) for ax in (ax_s, ax_p)]  # 10 pt: as the x tick labels
+    dynamic = [*bars_s, *bars_p, max_line, masked_marks, *separators, full_marks, text_top, text_mid, zero, floor,
+               *(artist for ticks in y_ticks for artist in ticks.artists)]
     backdrop = Backdrop(fig, [ax_s, ax_p, legend], dynamic)
 
     def limits(scores: str):
@@ -362,10 +368,12 @@ def online_softmax_explorer(scores: str = "random", block_size: int = 4, blocks_
         if ax_s.get_ylim() != ylim_s:  # set only on a new row of scores: a limit change costs a re-layout
             ax_s.set_ylim(*ylim_s)
             ax_p.set_ylim(*ylim_p)
+            y_ticks[0].set(*ylim_s, n_bins=4, integer=True)
+            y_ticks[1].set(*ylim_p, n_bins=4, integer=False)
 
     def render(scores, block_size, blocks_read):
-        backdrop.ensure(scores, prepare=lambda: set_limits(scores))
         set_limits(scores)
+        backdrop.ensure("frames")  # the same for every row of scores: ticks and zero line are drawn each time
         x = SCORE_PRESETS[scores]
         states = online_softmax_steps(x, block_size)
         n_blocks = len(states) - 1

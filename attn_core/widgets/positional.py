@@ -26,17 +26,15 @@ import ipywidgets as W
 import matplotlib
 import numpy as np
 import torch
-from matplotlib.lines import Line2D
-from matplotlib.markers import TICKDOWN, TICKLEFT
 from matplotlib.patches import FancyArrowPatch, Rectangle
 from matplotlib.ticker import MaxNLocator
-from matplotlib.transforms import offset_copy
 
 from ..positional.rope import apply_rope
 from ..positional.sinusoidal import sinusoidal_encoding
 from ..viz import DIVERGING, explorer_figure
 from ._base import Explorer
-from ._figure import Backdrop, CachedText, cached_text
+from ._figure import Backdrop, cached_text
+from ._labels import Ticks
 from ._pixels import PixelImage
 from ._torch import one_torch_thread
 
@@ -59,58 +57,6 @@ def _check_range(value, name: str, lo: int, hi: int, step: int = 1) -> int:
     if not lo <= value <= hi or (value - lo) % step:
         raise ValueError(f"{name} must be an integer from {lo} to {hi} in steps of {step}, got {value}")
     return value
-
-
-class _Ticks:
-    """The ticks of one axis as one line of tick marks and a few `CachedText` labels.
-
-    matplotlib's own ticks are laid out and drawn anew on every draw (about 1 ms per tick
-    at a device pixel ratio of 2); these restore the pixels of a label already drawn at
-    that place, so an axis whose range changes with a slider stays cheap to redraw.
-    """
-
-    def __init__(self, ax, axis: str, n_max: int = 8, fontsize: float = _FONT, length: float = 3.5):
-        self.ax, self.axis = ax, axis
-        fig = ax.figure
-        if axis == "x":
-            base = ax.get_xaxis_transform()  # (data x, axes y)
-            place = offset_copy(base, fig=fig, y=-(length + 2), units="points")
-            style = {"ha": "center", "va": "top"}
-            marker = TICKDOWN
-        else:
-            base = ax.get_yaxis_transform()  # (axes x, data y)
-            place = offset_copy(base, fig=fig, x=-(length + 2), units="points")
-            style = {"ha": "right", "va": "center"}
-            marker = TICKLEFT
-        self.marks = Line2D([], [], linestyle="none", marker=marker, markersize=length, markeredgewidth=0.8,
-                            color="black", transform=base, clip_on=False)
-        ax.add_line(self.marks)
-        self.labels = []
-        for _ in range(n_max):
-            label = CachedText(0, 0, "", transform=place, fontsize=fontsize, clip_on=False, **style)
-            ax.add_artist(label)
-            self.labels.append(label)
-
-    @property
-    def artists(self) -> list:
-        return [self.marks, *self.labels]
-
-    def set(self, lo: float, hi: float, n_bins: int = 5, integer: bool = True, fmt: str = "{:g}") -> list:
-        """Ticks at round values inside `[lo, hi]` (at most `n_bins + 1`); returns the values."""
-        values = [v for v in MaxNLocator(n_bins, integer=integer).tick_values(lo, hi) if lo <= v <= hi]
-        values = values[:len(self.labels)]
-        zeros = np.zeros(len(values))
-        self.marks.set_data((values, zeros) if self.axis == "x" else (zeros, values))
-        for i, label in enumerate(self.labels):
-            label.set_visible(i < len(values))
-            if i < len(values):
-                label.set_position((values[i], 0) if self.axis == "x" else (0, values[i]))
-                label.set_text(fmt.format(values[i]))
-        return values
-
-    def hide(self) -> None:
-        for artist in self.artists:
-            artist.set_visible(False)
 
 
 # --------------------------------------------------------------------------- sinusoidal
@@ -150,7 +96,7 @@ class _SinusoidalPicture:
     def __init__(self):
         self.fig = fig = explorer_figure(_SIN_FIGSIZE)
         self.ax = ax = fig.add_axes(_SIN_AXES["table"])
-        ax.set_xticks([])  # ticks of our own (`_Ticks`): cheap when the range changes
+        ax.set_xticks([])  # ticks of our own (`Ticks`): cheap when the range changes
         ax.set_yticks([])
         for spine in ax.spines.values():  # the image would cover half of them: a frame drawn over it instead
             spine.set_visible(False)
@@ -162,7 +108,7 @@ class _SinusoidalPicture:
         self.wave_labels = [cached_text(fig, 0.775, 0.86 - 0.19 * row, color=colour, fontsize=8, va="top")
                             for row, colour in enumerate(_OKABE_ITO)]
         self.title = cached_text(fig, 0.5, 0.975, ha="center", va="top", fontsize=10)
-        self.x_ticks, self.y_ticks = _Ticks(ax, "x"), _Ticks(ax, "y")
+        self.x_ticks, self.y_ticks = Ticks(ax, "x"), Ticks(ax, "y")
         dynamic = [self.image, *self.lines, self.frame, *self.wave_labels, self.title, *self.x_ticks.artists,
                    *self.y_ticks.artists]
         self.backdrop = Backdrop(fig, [ax], dynamic)

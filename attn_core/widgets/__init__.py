@@ -1,9 +1,11 @@
 """Interactive explorers for the lessons.
 
-Each explorer is a function returning an `Explorer` (an `ipywidgets.VBox`) with
-`controls` (name -> control widget) and `view` (an `ipywidgets.Image` holding the current
-picture as PNG bytes). Setting a control's value re-renders synchronously. No control
-ever offers a combination that raises.
+Each explorer is a function returning an `Explorer` (an `ipywidgets.HBox`: controls
+beside the picture) with `controls` (name -> control widget), `view` (an
+`ipywidgets.Image` holding the current picture as PNG bytes, rendered for a device pixel
+ratio of 2 and shown at its natural size), `alt` (the picture's text alternative) and
+`snapshot()` (a still copy for the notebook). Setting a control's value re-renders
+synchronously. No control ever offers a combination that raises.
 """
 
 from ._base import Explorer

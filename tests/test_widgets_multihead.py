@@ -382,3 +382,19 @@ def test_a_still_copy_at_another_resolution_draws_everything():
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=80)
     assert (np.asarray(Image.open(buf).convert("L")) < 128).mean() > 0.05  # labels and dark cells, not blank
+
+
+def test_static_bitmaps_are_kept_for_a_few_head_counts_only():
+    """Each head count's static pixels take 4.5 MB: an explorer visited at every count keeps only the last few."""
+    from attn_core.widgets.multihead import _KEEP_LAYOUTS
+
+    ex = multihead_explorer(d_model=48)
+    backdrop = ex._render_fn.__self__.backdrop
+    pictures = {}
+    for h in head_choices(48):
+        ex.controls["n_heads"].value = h
+        pictures[h] = bytes(ex.view.value)
+        assert len(backdrop.regions) <= _KEEP_LAYOUTS
+    for h in head_choices(48):  # dropped bitmaps are captured again: the same pictures
+        ex.controls["n_heads"].value = h
+        assert bytes(ex.view.value) == pictures[h]

@@ -130,6 +130,7 @@ _GRID = (58.0, 372.0, 52.0, 432.0)  # left panel: every head's pattern (x0, x1, 
 _KEY_SPACE = 46.0  # under the grid, for key labels when tiles are large enough to carry them
 _ROWS = (430.0, 578.0, 62.0, 322.0)  # right panel: the query's row in every head
 _BAR = (590.0, 600.0)  # colour bar, beside the right panel
+_KEEP_LAYOUTS = 3  # static bitmaps kept (one per head count; 1280 x 880 x 4 bytes each)
 
 
 def _snap(x: float, y: float) -> tuple[float, float]:
@@ -254,6 +255,9 @@ class _HeadsPicture:
             self._layout(H)
             self._laid_out = H
         self.backdrop.ensure(H)
+        for key in list(self.backdrop.regions)[:-_KEEP_LAYOUTS]:  # 4.5 MB each: keep the last few head counts
+            if key != self.backdrop.key:
+                del self.backdrop.regions[key], self.backdrop.sizes[key]
         ncols, nrows, cell, _ = _grid_layout(H, T)
         x0, y0 = _GRID[0], _GRID[2]
         canvas = _tile(w, ncols, 1, 2)  # (nrows * (T + 2), ncols * (T + 1) - 1)

@@ -351,10 +351,19 @@ def test_online_softmax_description_follows_the_step():
     assert "m = -inf, running sum l = 0.000" in ex.view.tooltip
 
 
-def drawn_texts(fig):
-    """Every Text a draw of `fig` shows: visible, not empty, and (tick labels) inside their axis's view."""
+def drawn_label_boxes(fig):
+    """`(text, box, fontsize)` of everything a draw of `fig` writes: visible Text artists (tick labels
+    outside their axis's view are not drawn) and the entries of `Labels` artists."""
     from matplotlib.text import Text
 
+    from attn_core.widgets._labels import Labels
+
+    renderer = fig.canvas.get_renderer()
+    found = []
+    for ax in fig.axes:
+        if ax.get_visible():
+            found += [(t, box, a.get_fontsize()) for a in ax.get_children() if isinstance(a, Labels) and a.get_visible()
+                      for t, box in a.boxes(renderer)]
     outside = set()
     for ax in fig.axes:
         for axis in (ax.xaxis, ax.yaxis):
@@ -362,8 +371,11 @@ def drawn_texts(fig):
             for tick in axis.get_major_ticks():
                 if not lo - 1e-9 <= tick.get_loc() <= hi + 1e-9:  # matplotlib does not draw it
                     outside |= {id(tick.label1), id(tick.label2)}
-    return [t for t in fig.findobj(Text) if t.get_visible() and t.get_text() and id(t) not in outside
-            and (t.axes is None or t.axes.get_visible())]
+    texts = [t for ax in fig.axes if ax.get_visible() for t in ax.findobj(Text)]  # tick labels have no .axes
+    texts += [t for t in [*fig.texts, *fig.artists] if isinstance(t, Text)]
+    found += [(t.get_text(), t.get_window_extent(renderer), t.get_fontsize()) for t in texts
+              if t.get_visible() and t.get_text() and id(t) not in outside]
+    return found
 
 
 @pytest.mark.parametrize("make, extremes", [
@@ -380,14 +392,12 @@ def test_labels_are_at_least_8_pt_and_never_overlap(make, extremes):
             ex.controls[name].value = value
         fig = ex.figure()
         figure_to_png(fig)
-        renderer = fig.canvas.get_renderer()
-        labels = drawn_texts(fig)
-        assert all(t.get_fontsize() >= 8 for t in labels), [(t.get_text(), t.get_fontsize()) for t in labels]
-        boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in labels]
-        for i, (a, box_a) in enumerate(boxes):
-            for b, box_b in boxes[i + 1:]:
+        labels = drawn_label_boxes(fig)
+        assert all(size >= 8 for _, _, size in labels), [(t, size) for t, _, size in labels if size < 8]
+        for i, (a, box_a, _) in enumerate(labels):
+            for b, box_b, _ in labels[i + 1:]:
                 assert not box_a.overlaps(box_b), (values, a, b)
         inside = fig.bbox
-        for text, box in boxes:  # nothing cut at the picture's edge
+        for text, box, _ in labels:  # nothing cut at the picture's edge
             assert box.x0 >= inside.x0 - 1 and box.x1 <= inside.x1 + 1 and box.y0 >= inside.y0 - 1 \
                 and box.y1 <= inside.y1 + 1, (values, text)

@@ -43,22 +43,43 @@ def pixels(png) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(bytes(png))).convert("RGB")).astype(int)
 
 
-def visible_labels(fig):
-    """Every visible, non-empty Text of the figure (titles, ticks, axis labels, cached labels)."""
-    return [t for t in fig.findobj(Text) if t.get_visible() and t.get_text() and
-            all(a.get_visible() for a in (t.axes,) if a is not None)]
+def drawn_label_boxes(fig):
+    """`(text, box, fontsize)` of everything a draw of `fig` writes: visible Text artists (tick labels
+    outside their axis's view are not drawn) and the entries of `Labels` artists."""
+    from matplotlib.text import Text
+
+    from attn_core.widgets._labels import Labels
+
+    renderer = fig.canvas.get_renderer()
+    found = []
+    for ax in fig.axes:
+        if ax.get_visible():
+            found += [(t, box, a.get_fontsize()) for a in ax.get_children() if isinstance(a, Labels) and a.get_visible()
+                      for t, box in a.boxes(renderer)]
+    outside = set()
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            lo, hi = sorted(axis.get_view_interval())
+            for tick in axis.get_major_ticks():
+                if not lo - 1e-9 <= tick.get_loc() <= hi + 1e-9:  # matplotlib does not draw it
+                    outside |= {id(tick.label1), id(tick.label2)}
+    texts = [t for ax in fig.axes if ax.get_visible() for t in ax.findobj(Text)]  # tick labels have no .axes
+    texts += [t for t in [*fig.texts, *fig.artists] if isinstance(t, Text)]
+    found += [(t.get_text(), t.get_window_extent(renderer), t.get_fontsize()) for t in texts
+              if t.get_visible() and t.get_text() and id(t) not in outside]
+    return found
 
 
 def assert_readable(fig, where):
     """No label under 8 pt (at 80 CSS dpi: the figure's points), no two labels' boxes overlapping."""
     figure_to_png(fig)  # lay everything out at the figure's own resolution
-    renderer = fig.canvas.get_renderer()
-    labels = visible_labels(fig)
-    small = [(t.get_text(), t.get_fontsize()) for t in labels if t.get_fontsize() < 8]
+    labels = drawn_label_boxes(fig)
+    small = [(text, size) for text, _, size in labels if size < 8]
     assert not small, (where, small)
-    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in labels]
-    for (a, box_a), (b, box_b) in itertools.combinations(boxes, 2):
+    for (a, box_a, _), (b, box_b, _) in itertools.combinations(labels, 2):
         assert not box_a.overlaps(box_b), (where, a, b)
+    for text, box, _ in labels:  # nothing cut at the picture's edge
+        assert box.x0 >= -1 and box.y0 >= -1 and box.x1 <= fig.bbox.x1 + 1 and box.y1 <= fig.bbox.y1 + 1, (where, text)
 
 
 # ----------------------------------------------------------------- sinusoidal_explorer
@@ -100,10 +121,11 @@ def test_table_ticks_follow_the_slider():
     picture = _SinusoidalPicture()
     for d_model, n_positions in [(4, 10), (64, 100), (128, 200)]:
         picture.render(d_model=d_model, n_positions=n_positions, view="table")
-        shown = [float(t.get_text()) for t in picture.x_ticks.labels if t.get_visible()]
+        shown = [float(t.replace("\N{MINUS SIGN}", "-")) for t in picture.x_ticks.labels.texts]
         assert shown and min(shown) == 0 and max(shown) <= d_model - 1 and len(shown) >= 3
         assert picture.ax.get_xlim() == (-0.5, d_model - 0.5) and picture.ax.get_ylim() == (n_positions - 0.5, -0.5)
-        rows = [float(t.get_text()) for t in picture.y_ticks.labels if t.get_visible()]
+        rows = [float(t) for t in picture.y_ticks.labels.texts]
+        assert picture.y_ticks.values == rows and list(picture.y_ticks.marks.get_ydata()) == rows  # marks at the labels
         assert max(rows) <= n_positions - 1
 
 

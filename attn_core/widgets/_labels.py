@@ -28,8 +28,6 @@ from matplotlib.ticker import MaxNLocator
 from matplotlib.text import Text
 from matplotlib.transforms import Bbox, offset_copy
 
-from ._figure import CachedText
-
 __all__ = ["Labels", "Ticks"]
 
 _PAD = 3  # pixels around a stamp, for glyphs that reach past their advance
@@ -202,52 +200,46 @@ class Labels(Artist):
 
 
 class Ticks:
-    """The ticks of one axis as one line of tick marks and a few `CachedText` labels.
+    """The ticks of one axis: one line of tick marks and one `Labels` of tick labels.
 
     matplotlib's own ticks are laid out and drawn anew on every draw (about 1 ms per tick
-    at a device pixel ratio of 2); these restore the pixels of a label already drawn at
-    that place, so an axis whose range changes with a slider stays cheap to redraw.
+    at a device pixel ratio of 2); these reuse each label's pixels wherever it goes, so an
+    axis whose range follows a slider stays cheap to redraw. Labels are 10 pt by default,
+    as matplotlib's tick labels.
     """
 
-    def __init__(self, ax, axis: str, n_max: int = 8, fontsize: float = 9, length: float = 3.5):
+    def __init__(self, ax, axis: str, fontsize: float = 10, length: float = 3.5):
+        if axis not in ("x", "y"):
+            raise ValueError(f"axis must be 'x' or 'y', got {axis!r}")
         self.ax, self.axis = ax, axis
         fig = ax.figure
         if axis == "x":
             base = ax.get_xaxis_transform()  # (data x, axes y)
             place = offset_copy(base, fig=fig, y=-(length + 2), units="points")
-            style = {"ha": "center", "va": "top"}
+            self.labels = Labels(place, fontsize=fontsize, ha="center", va="top")
             marker = TICKDOWN
         else:
             base = ax.get_yaxis_transform()  # (axes x, data y)
             place = offset_copy(base, fig=fig, x=-(length + 2), units="points")
-            style = {"ha": "right", "va": "center"}
+            self.labels = Labels(place, fontsize=fontsize, ha="right", va="center")
             marker = TICKLEFT
         self.marks = Line2D([], [], linestyle="none", marker=marker, markersize=length, markeredgewidth=0.8,
                             color="black", transform=base, clip_on=False)
         ax.add_line(self.marks)
-        self.labels = []
-        for _ in range(n_max):
-            label = CachedText(0, 0, "", transform=place, fontsize=fontsize, clip_on=False, **style)
-            ax.add_artist(label)
-            self.labels.append(label)
+        ax.add_artist(self.labels)
+        self.labels.set_clip_on(False)
+        self.values: list[float] = []
 
     @property
     def artists(self) -> list:
-        return [self.marks, *self.labels]
+        return [self.marks, self.labels]
 
     def set(self, lo: float, hi: float, n_bins: int = 5, integer: bool = True, fmt: str = "{:g}") -> list:
         """Ticks at round values inside `[lo, hi]` (at most `n_bins + 1`); returns the values."""
-        values = [v for v in MaxNLocator(n_bins, integer=integer).tick_values(lo, hi) if lo <= v <= hi]
-        values = values[:len(self.labels)]
+        values = [float(v) for v in MaxNLocator(n_bins, integer=integer).tick_values(lo, hi) if lo <= v <= hi]
         zeros = np.zeros(len(values))
         self.marks.set_data((values, zeros) if self.axis == "x" else (zeros, values))
-        for i, label in enumerate(self.labels):
-            label.set_visible(i < len(values))
-            if i < len(values):
-                label.set_position((values[i], 0) if self.axis == "x" else (0, values[i]))
-                label.set_text(fmt.format(values[i]).replace("-", "\N{MINUS SIGN}"))  # as matplotlib's ticks
+        texts = [fmt.format(v).replace("-", "\N{MINUS SIGN}") for v in values]  # as matplotlib's tick labels
+        self.labels.set_labels(texts, *((values, zeros) if self.axis == "x" else (zeros, values)))
+        self.values = values
         return values
-
-    def hide(self) -> None:
-        for artist in self.artists:
-            artist.set_visible(False)

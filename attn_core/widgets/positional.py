@@ -108,7 +108,7 @@ class _SinusoidalPicture:
         self.wave_labels = [cached_text(fig, 0.775, 0.86 - 0.19 * row, color=colour, fontsize=8, va="top")
                             for row, colour in enumerate(_OKABE_ITO)]
         self.title = cached_text(fig, 0.5, 0.975, ha="center", va="top", fontsize=10)
-        self.x_ticks, self.y_ticks = Ticks(ax, "x"), Ticks(ax, "y")
+        self.x_ticks, self.y_ticks = Ticks(ax, "x", fontsize=_FONT), Ticks(ax, "y", fontsize=_FONT)
         dynamic = [self.image, *self.lines, self.frame, *self.wave_labels, self.title, *self.x_ticks.artists,
                    *self.y_ticks.artists]
         self.backdrop = Backdrop(fig, [ax], dynamic)

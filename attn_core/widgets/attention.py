@@ -389,8 +389,8 @@ def _self_attention_figure():
     queries on the left and keys on the right, a line to each key, thicker and darker
     with more weight. Right: the query's output, feature by feature.
     """
-    fig = viz.explorer_figure((7.2, 3.6))
-    fig.subplots_adjust(left=0.1, right=0.97, bottom=0.2, top=0.85, wspace=0.35)
+    fig = viz.explorer_figure((6.6, 3.3))
+    fig.subplots_adjust(left=0.02, right=0.97, bottom=0.16, top=0.84, wspace=0.3)
     lines, feats = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
     lines.set_axis_off()  # no ticks to lay out
     lines.set_xlim(-0.6, 1.6)

@@ -333,6 +333,20 @@ class Lab:
         self.wait_for_kernel("idle", timeout=60)
         return time.monotonic() - start
 
+    def run_through(self, last: int, *, timeout: float = 600.0) -> float:
+        """Run every cell up to and including cell `last` (Run > Run All Above the next
+        cell); return the seconds it took."""
+        start = time.monotonic()
+        self.page.evaluate("""async ([last, timeoutMs]) => {
+          const app = window.jupyterapp, nb = app.shell.currentWidget.content;
+          const command = last + 1 < nb.widgets.length ? 'notebook:run-all-above' : 'notebook:run-all-cells';
+          nb.activeCellIndex = last + 1;
+          const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('run timed out')), timeoutMs));
+          return await Promise.race([app.commands.execute(command), timeout]);
+        }""", [last, timeout * 1000])
+        self.wait_for_kernel("idle", timeout=60)
+        return time.monotonic() - start
+
     def cell_errors(self) -> list[str]:
         """Error outputs, stderr tracebacks and cells left unexecuted, one line each."""
         problems = []
@@ -469,6 +483,13 @@ _JS_HELPERS = """
   const controlsOf = root => Array.from(root.querySelectorAll(SELECTOR))
     .filter(node => !node.parentElement.closest(SELECTOR)).filter(visible);
   const pictureOf = root => { const imgs = root.querySelectorAll('img.widget-image'); return imgs[imgs.length - 1]; };
+  const digest = async src => {  // SHA-256 of the picture's bytes (null if its URL is gone)
+    try {
+      const bytes = await (await fetch(src)).arrayBuffer();
+      return Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', bytes)))
+        .map(b => b.toString(16).padStart(2, '0')).join('');
+    } catch (e) { return null; }
+  };
 """ % CONTROL_SELECTOR
 
 _FIND_EXPLORERS = """() => {%s
@@ -535,8 +556,8 @@ _CHANGE_AND_TIME = """async ({id, index, timeoutMs, titleMs}) => {%s
     what = `${label}: ${input.checked} -> ${!input.checked}`;
     act = () => input.click();
   }
-  const before = {src: img.src, title: img.title};
-  return await new Promise(resolve => {
+  const before = {src: img.src, title: img.title, sha: await digest(img.src)};
+  const result = await new Promise(resolve => {
     let t0, done = false, observer, timer;
     const finish = async changed => {
       if (done) return;
@@ -564,6 +585,9 @@ _CHANGE_AND_TIME = """async ({id, index, timeoutMs, titleMs}) => {%s
     t0 = performance.now();
     act();
   });
+  result.shaBefore = before.sha;
+  result.sha = result.changed ? await digest(img.src) : before.sha;
+  return result;
 }""" % _JS_HELPERS
 
 _PICTURE = """({id}) => {%s
@@ -594,7 +618,8 @@ def picture_state(lab: Lab, explorer: dict) -> dict:
 def change_and_time(lab: Lab, explorer: dict, index: int, *, timeout: float = 10.0, title_wait: float = 0.0) -> dict:
     """Change control `index` of `explorer` once, in the page; the result says what changed
     (`what`), whether the picture changed within `timeout` (`changed`) and after how many
-    milliseconds it was decoded (`ms`), with the picture's title (waited for up to
+    milliseconds it was decoded (`ms`), the SHA-256 of its bytes before and after
+    (`shaBefore`, `sha`), with the picture's title (waited for up to
     `title_wait` seconds more, after the timing, to differ from before) and sizes after."""
     return lab.page.evaluate(_CHANGE_AND_TIME, {"id": explorer["id"], "index": index, "timeoutMs": timeout * 1000,
                                                 "titleMs": title_wait * 1000})

@@ -1,0 +1,103 @@
+"""`widgets/_labels`: labels drawn from cached pixels look like matplotlib's own text, and
+`Ticks` follow their range; `widgets/_torch.one_torch_thread` restores the thread count."""
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from attn_core.viz import explorer_figure, figure_to_png
+from attn_core.widgets._labels import Labels, Ticks
+from attn_core.widgets._torch import one_torch_thread
+
+WORDS = ["[CLS]", "the", "cat", "sat", "quickly", "##ization", "[SEP]", "Hg"]
+
+
+def pixels(png) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+
+
+def picture(use_labels: bool, angle: int, ha: str, va: str, color: str) -> np.ndarray:
+    fig = explorer_figure((4, 3))
+    ax = fig.add_axes((0.1, 0.1, 0.8, 0.8))
+    ax.set_xlim(0, 10)
+    ax.set_ylim(0, 10)
+    xs, ys = np.arange(len(WORDS)) + 0.7, np.linspace(1, 9, len(WORDS))
+    if use_labels:
+        labels = Labels(ax.transData, fontsize=9, angle=angle, ha=ha, va=va, color=color)
+        ax.add_artist(labels)
+        labels.set_labels(WORDS, xs, ys)
+    else:
+        for word, x, y in zip(WORDS, xs, ys):
+            ax.text(x, y, word, fontsize=9, rotation=angle, ha=ha, va=va, color=color)
+    return pixels(figure_to_png(fig))
+
+
+@pytest.mark.parametrize("angle, ha, va", [(0, "right", "center"), (0, "left", "top"), (0, "center", "bottom"),
+                                           (90, "center", "top"), (90, "right", "bottom")])
+@pytest.mark.parametrize("color", ["black", "#b35806"])
+def test_labels_look_like_matplotlib_text(angle, ha, va, color):
+    """Same glyphs at the same places: only anti-aliased edge pixels differ (positions rounded to whole pixels)."""
+    text, labels = picture(False, angle, ha, va, color), picture(True, angle, ha, va, color)
+    ink_text = (255 - text).max(axis=-1) > 100
+    ink_labels = (255 - labels).max(axis=-1) > 100
+    assert ink_text.sum() == pytest.approx(ink_labels.sum(), rel=0.05)  # the same amount of ink
+    shifted = min((ink_text != np.roll(np.roll(ink_labels, dy, 0), dx, 1)).sum()
+                  for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+    assert shifted == (ink_text != ink_labels).sum()  # no whole-pixel offset would match better
+    assert (ink_text != ink_labels).mean() < 0.004
+    inked = ink_text & ink_labels  # glyph pixels in both: the same colour, edges aside
+    assert np.abs(text[inked] - labels[inked]).mean() < 12
+
+
+def test_long_labels_are_cut_to_their_width():
+    fig = explorer_figure((3, 2))
+    ax = fig.add_axes((0.3, 0.1, 0.6, 0.8))
+    labels = Labels(ax.transAxes, fontsize=9, ha="right", max_width=40)
+    ax.add_artist(labels)
+    labels.set_labels(["characteristics", "cat"], [0, 0], [0.3, 0.7])
+    figure_to_png(fig)
+    (long, long_box), (short, short_box) = labels.boxes(fig.canvas.get_renderer())
+    assert long.endswith("\N{HORIZONTAL ELLIPSIS}") and "characteristics".startswith(long[:-1]) and short == "cat"
+    assert long_box.width <= 40 * fig.dpi / 72 + 1
+
+
+def test_changed_labels_change_the_picture_and_unchanged_ones_are_pasted():
+    fig = explorer_figure((3, 2))
+    ax = fig.add_axes((0.3, 0.1, 0.6, 0.8))
+    labels = Labels(ax.transAxes, fontsize=9)
+    ax.add_artist(labels)
+    labels.set_labels(["one", "two"], [0.1, 0.1], [0.3, 0.7])
+    first = figure_to_png(fig)
+    assert figure_to_png(fig) == first  # pasted block: the same pixels
+    labels.set_labels(["one", "three"], [0.1, 0.1], [0.3, 0.7])
+    assert figure_to_png(fig) != first
+    labels.set_labels(["one", "two"], [0.1, 0.1], [0.3, 0.7])
+    assert figure_to_png(fig) == first
+
+
+def test_ticks_follow_the_range_and_read_like_matplotlib():
+    fig = explorer_figure((3, 2))
+    ax = fig.add_axes((0.3, 0.2, 0.6, 0.7))
+    ticks = Ticks(ax, "y")
+    assert ticks.set(-2.4, 6.8, n_bins=4) == [0.0, 3.0, 6.0] or min(ticks.values) >= -2.4
+    assert all(-2.4 <= v <= 6.8 for v in ticks.values) and len(ticks.values) >= 3
+    assert ticks.labels.texts == [f"{v:g}".replace("-", "\N{MINUS SIGN}") for v in ticks.values]
+    assert list(ticks.marks.get_ydata()) == ticks.values
+    ticks.set(0, 199)
+    assert ticks.values[0] == 0 and ticks.values[-1] <= 199 and ticks.labels.texts[0] == "0"
+    with pytest.raises(ValueError, match="axis must be 'x' or 'y'"):
+        Ticks(ax, "z")
+
+
+def test_one_torch_thread_restores_the_thread_count():
+    before = torch.get_num_threads()
+    with one_torch_thread():
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError):
+        with one_torch_thread():
+            raise RuntimeError("inside")
+    assert torch.get_num_threads() == before

@@ -10,7 +10,7 @@ stay the same, the block drawn last time is pasted back in one copy (like
 `_figure.CachedText`: only over a background that does not change, drawn before anything
 that may overlap the block; `Labels` have zorder 0). The pixels are the ones matplotlib
 draws, up to the rounding of the label's position to whole pixels. Stamps are shared by
-every `Labels` (a word seen once is cheap everywhere) and dropped past 4096.
+every `Labels` (a word seen once is cheap everywhere) and dropped past 2048.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ __all__ = ["Labels", "Ticks"]
 
 _PAD = 3  # pixels around a stamp, for glyphs that reach past their advance
 _STAMPS: dict = {}  # (text, fontsize, angle, alignment, colour, dpi, max_width) -> stamp; see Labels._stamp
-_MAX_STAMPS = 4096
+_MAX_STAMPS = 2048  # at most ~10 MB: a stamp is a few KB of uint8
 _ELLIPSIS = "\N{HORIZONTAL ELLIPSIS}"
 
 
@@ -87,7 +87,7 @@ class Labels(Artist):
     # ------------------------------------------------------------------ pixels
 
     def _stamp(self, text: str, dpi: float, color) -> tuple:
-        """`(pixels, ax, ay, (width, height), shown)`: the label's premultiplied pixels (0..1), where
+        """`(pixels, ax, ay, (width, height), shown)`: the label's premultiplied RGBA pixels (uint8), where
         its anchor point sits in them (pixels, y down), their size, and the text drawn (cut or not)."""
         key = (text, self.fontsize, self.angle, self.ha, self.va, color, dpi, self.max_width)
         stamp = _STAMPS.get(key)
@@ -119,8 +119,9 @@ class Labels(Artist):
         gc.set_foreground(color[:3])
         canvas.draw_text(gc, x0, y0, shown, prop, self.angle)
         gc.restore()
-        pixels = np.asarray(canvas.buffer_rgba()).astype(np.float32) / 255.0  # (height, width, 4), not premultiplied
-        pixels[..., :3] *= pixels[..., 3:]  # premultiplied: blending is then one multiply-add
+        pixels = np.asarray(canvas.buffer_rgba()).astype(np.float32)  # (height, width, 4), colour not premultiplied
+        pixels[..., :3] *= pixels[..., 3:] / 255.0  # premultiplied: blending is then one multiply-add
+        pixels = np.round(pixels).astype(np.uint8)  # kept small: a quarter of float32
         stamp = (pixels, ax_, ay, (width, height), shown)
         if len(_STAMPS) >= _MAX_STAMPS:
             _STAMPS.clear()
@@ -171,11 +172,11 @@ class Labels(Artist):
             r0, r1, c0, c1 = max(top, 0), min(top + h, height), max(left, 0), min(left + w, width)
             if r1 <= r0 or c1 <= c0:
                 continue
-            stamp = pixels[r0 - top:r1 - top, c0 - left:c1 - left]  # (h', w', 4) premultiplied
+            stamp = pixels[r0 - top:r1 - top, c0 - left:c1 - left]  # (h', w', 4) premultiplied uint8
             region = buffer[r0:r1, c0:c1]
-            alpha = stamp[..., 3:]
-            region[..., :3] = (region[..., :3] * (1.0 - alpha) + stamp[..., :3] * 255.0 + 0.5).astype(np.uint8)
-            region[..., 3] = np.maximum(region[..., 3], (alpha[..., 0] * 255.0 + 0.5).astype(np.uint8))
+            alpha = stamp[..., 3:].astype(np.float32) / 255.0
+            region[..., :3] = (region[..., :3] * (1.0 - alpha) + stamp[..., :3] + 0.5).astype(np.uint8)
+            region[..., 3] = np.maximum(region[..., 3], stamp[..., 3])
 
     def _draw_as_text(self, renderer):
         colors = self.colors or [self.color] * len(self.texts)

@@ -28,7 +28,7 @@ from matplotlib.backends.backend_agg import RendererAgg
 from matplotlib.colors import Colormap
 from matplotlib.text import Text
 
-__all__ = ["PixelImage", "SpriteText", "sprite_text"]
+__all__ = ["PixelImage", "SpriteText", "sprite_text", "ArtistGroup"]
 
 _ALPHA_SHIFT = 24 if sys.byteorder == "little" else 0  # where an RGBA byte quadruple's alpha sits in its uint32 view
 
@@ -187,3 +187,32 @@ def sprite_text(parent, x, y, s="", *, sprites: dict, **kwargs) -> SpriteText:
                       parent.transFigure, **kwargs)
     parent.add_artist(text)
     return text
+
+
+class ArtistGroup(Artist):
+    """Several artists of `ax` drawn as one, in order: one switch of visibility for all of them.
+
+    A `Backdrop` hides its static artists on every draw and shows them again after
+    (`set_visible` on each, with matplotlib's change notifications: about 0.03 ms per
+    artist and switch); fifty static labels in one group cost one switch instead of fifty.
+    The members are not added to `ax` themselves (`get_children` lists them, so `findobj`
+    still finds them).
+    """
+
+    def __init__(self, ax, artists):
+        super().__init__()
+        self.members = list(artists)
+        for artist in self.members:
+            artist.set_figure(ax.figure)
+            artist.axes = ax
+        ax.add_artist(self)
+
+    def get_children(self):
+        return list(self.members)
+
+    def draw(self, renderer):
+        if not self.get_visible():
+            return
+        for artist in self.members:
+            artist.draw(renderer)
+        self.stale = False

@@ -23,7 +23,7 @@ from ..multihead import split_heads
 from ..viz import CMAP, CSS_DPI, explorer_figure
 from ._base import Explorer, restrict_options
 from ._figure import Backdrop
-from ._pixels import PixelImage, sprite_text
+from ._pixels import ArtistGroup, PixelImage, SpriteText, sprite_text
 
 __all__ = ["multihead_explorer"]
 
@@ -178,7 +178,8 @@ class _HeadsPicture:
         self.rows_title = label(*_snap((rx0 + rx1) / 2 + 6, _GRID[2] - 12), ha="center", va="bottom", fontsize=9)
         self.query_labels = [label(0, 0, token, ha="right", va="center", fontsize=MIN_FONT) for token in self.tokens]
 
-        # static: drawn once per head count
+        # static: drawn once per head count, as one group (see ArtistGroup)
+        label = partial(SpriteText, sprites=self.sprites, transform=ax.transData)
         grid_title = label(*_snap((_GRID[0] + _GRID[1]) / 2, _GRID[2] - 12),
                            "every head, in reading order: rows = queries, columns = keys", ha="center", va="bottom",
                            fontsize=9)
@@ -198,8 +199,9 @@ class _HeadsPicture:
         ax.add_patch(frame)
         bar_labels = [label(*_snap(bx1 + 4, ry1 - value * (ry1 - ry0)), f"{value:g}", ha="left", va="center",
                             fontsize=MIN_FONT) for value in (0.0, 0.5, 1.0)]
-        static = [grid_title, *self.head_labels, *self.key_labels, *self.row_labels, *row_keys, bar, frame,
-                  *bar_labels]
+        labels = ArtistGroup(ax, [grid_title, *self.head_labels, *self.key_labels, *self.row_labels, *row_keys,
+                                  *bar_labels])
+        static = [labels, bar, frame]
         dynamic = [self.grid, self.outlines, self.rows, self.title, self.rows_title, *self.query_labels]
         self.backdrop = Backdrop(fig, static, dynamic)
         self._queries_keys = {}  # (d_model, seed) -> (q, k), each (T, d_model)

@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib import colors as mcolors
+from matplotlib.backend_bases import FigureCanvasBase
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -110,7 +111,8 @@ def figure_to_png(fig: Figure, dpi="figure") -> bytes:
     than stronger compression costs.
     """
     opaque = mcolors.to_rgba(fig.get_facecolor())[3] == 1.0
-    if opaque and (dpi == "figure" or dpi == fig.dpi):
+    own_canvas = isinstance(fig.canvas, FigureCanvasAgg) or type(fig.canvas) is FigureCanvasBase  # not a GUI's
+    if opaque and own_canvas and (dpi == "figure" or dpi == fig.dpi):
         canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
         canvas.draw()
         return _encode_png(np.asarray(canvas.buffer_rgba()), fig.dpi)

@@ -2,8 +2,10 @@
 
     python benchmarks/bench_head_viewer.py [--threads N]
 
-`--threads 1` is what lesson 09 sets (`torch.set_num_threads(1)`); it matters only for the
-model run on a new sentence.
+`--threads 1` is what lesson 09 sets (`torch.set_num_threads(1)`). The viewer now runs the
+model on one thread whatever the setting (`widgets/_torch.one_torch_thread`: two threads on a
+busy 2-core machine made the 13 ms forward take up to 0.4 s), so the option no longer changes
+these figures; it is kept so that older command lines still work.
 
 An update is what a learner waits for after changing a control: `Explorer.refresh`
 (update the one figure in place, paste its static parts, encode the PNG at a device pixel

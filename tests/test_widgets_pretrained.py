@@ -215,13 +215,13 @@ def test_description_follows_the_picture(viewer):
     w = ex.viewer.cached_weights[5, 11]
     tokens = ex.viewer.cached_tokens
     T = len(tokens)
-    expected = (f"layer 5, head 11: mean weight on [CLS] {w[:, 0].mean():.2f}, on [SEP] {w[:, T - 1].mean():.2f}, "
+    expected = (f"One head on {T} tokens (lines and heatmap), layer 5, head 11: mean weight on [CLS] {w[:, 0].mean():.2f}, on [SEP] {w[:, T - 1].mean():.2f}, "
                 f"on the previous token {np.mean([w[t, t - 1] for t in range(1, T)]):.2f}")
     assert ex.view.tooltip == expected and expected in ex.alt.value
     it = tokens.index("it")
     ex.controls["query"].value = it
     best = int(ex.viewer.cached_weights[5, 11, it].argmax())
-    assert ex.view.tooltip == f"layer 5, head 11: 'it' looks most at {tokens[best]!r} ({w[it, best]:.2f})"
+    assert ex.view.tooltip.endswith(f"layer 5, head 11: 'it' looks most at {tokens[best]!r} ({w[it, best]:.2f})")
     ex.controls["mode"].value = "all 72 heads"
     assert ex.view.tooltip.startswith(f"All 72 heads on {T} tokens, query {it} 'it' only. Outlined: layer 5, head 11")
     ex.controls["sentence"].value = "   "

@@ -238,7 +238,7 @@ class HeadViewer:
             return error
         query = query if 0 <= query < len(tokens) else -1
         if mode == MODES[0]:
-            return _summary(tokens, weights, layer, head, query)
+            return f"One head on {len(tokens)} tokens (lines and heatmap), " + _summary(tokens, weights, layer, head, query)
         who = "every query" if query < 0 else f"query {query} {tokens[query]!r} only"
         L, H = self.n_layers, self.n_heads
         return f"All {L * H} heads on {len(tokens)} tokens, {who}. Outlined: " + _summary(tokens, weights, layer, head, query)

@@ -211,8 +211,8 @@ class HeadViewer:
             ax.set_visible(mode == MODES[0])
         for ax in self.all_heads:
             ax.set_visible(mode == MODES[1])
-        self.message.set_visible(mode == "message")
         self.backdrop.ensure(mode)
+        self.message.set_visible(mode == "message")  # after the capture, which hides and restores dynamic artists
 
     def render(self, sentence: str, mode: str, layer: int, head: int, query: int):
         """Update the figure for these values and return it (the same Figure every call)."""

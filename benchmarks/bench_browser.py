@@ -9,6 +9,8 @@ changed `--changes` times. Each change is timed in the page's JavaScript, from
 performance.now() right before the event is dispatched to the new picture decoded (a
 MutationObserver on the <img>'s src, then img.decode()). Prints the median and p95 per
 explorer, and the changes after which the picture did not change within the timeout.
+Last, a baseline: a dropdown that swaps ready-made pictures of the multi-head explorer (no
+drawing in the kernel), the floor that widget messages, JupyterLab and Chromium set.
 
     python benchmarks/bench_browser.py                      # all lessons, 20 changes each
     python benchmarks/bench_browser.py --lessons 04 06 --changes 10 --json out.json
@@ -51,7 +53,37 @@ def lesson_paths(notebooks: Path, numbers) -> list[Path]:
     return paths
 
 
-def measure_lesson(lab: Lab, path: str, *, changes: int, timeout: float) -> list[dict]:
+# The floor of the pipeline on this machine: a dropdown that swaps ready-made pictures (the
+# multi-head explorer's own PNGs, rendered beforehand), so the kernel does no drawing: what
+# is left is the widget messages, the websocket, JupyterLab and Chromium decoding the PNG.
+BASELINE = '''\
+import ipywidgets as W
+from attn_core.widgets import multihead_explorer
+
+ex = multihead_explorer()
+pngs = []
+for n_heads in ex.controls["n_heads"].options[:8]:
+    ex.controls["n_heads"].value = n_heads
+    pngs.append(bytes(ex.view.value))
+width = ex.view.layout.width
+baseline_picture = W.Dropdown(options=list(range(len(pngs))), value=0, description="picture")
+view = W.Image(value=pngs[0], format="png", layout=W.Layout(width=width))
+baseline_picture.observe(lambda change: setattr(view, "value", pngs[change["new"]]), names="value")
+W.HBox([baseline_picture, view])
+'''
+
+
+def write_baseline(folder: Path) -> str:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+    nb.cells = [nbformat.v4.new_code_cell(BASELINE)]
+    nbformat.write(nb, folder / "baseline.ipynb")
+    return "baseline.ipynb"
+
+
+def measure_lesson(lab: Lab, path: str, *, changes: int, timeout: float, name: str | None = None) -> list[dict]:
     """Open, Run All, exercise every explorer of one lesson; one summary per explorer."""
     lab.page.console_errors.clear()
     lab.open_notebook(path)
@@ -66,7 +98,7 @@ def measure_lesson(lab: Lab, path: str, *, changes: int, timeout: float) -> list
             times = [r["ms"] for r in results if r["changed"]]
             last = results[-1]
             rows.append({
-                "lesson": Path(path).stem, "explorer": explorer["name"], "cell": explorer["cell"],
+                "lesson": Path(path).stem, "explorer": name or explorer["name"], "cell": explorer["cell"],
                 "controls": [c["label"] or c["kind"] for c in explorer["controls"]],
                 "n": len(times), "median_ms": statistics.median(times) if times else None,
                 "p95_ms": percentile(times, 95) if times else None, "max_ms": max(times) if times else None,
@@ -82,8 +114,8 @@ def measure_lesson(lab: Lab, path: str, *, changes: int, timeout: float) -> list
 
 def format_row(row: dict) -> str:
     if not row["n"]:
-        return f"{row['lesson'][:2]} {row['explorer']:<28} no picture change ({len(row['unchanged'])} tries)"
-    text = (f"{row['lesson'][:2]} {row['explorer']:<28} n={row['n']:<3d} median {row['median_ms']:6.0f} ms"
+        return f"{row['lesson'].split('_')[0]:<8} {row['explorer']:<26} no picture change ({len(row['unchanged'])} tries)"
+    text = (f"{row['lesson'].split('_')[0]:<8} {row['explorer']:<26} n={row['n']:<3d} median {row['median_ms']:6.0f} ms"
             f"   p95 {row['p95_ms']:6.0f} ms   max {row['max_ms']:6.0f} ms"
             f"   picture {row['css_width']:.0f} CSS px wide, PNG {row['natural_width']} px")
     if row["unchanged"]:
@@ -98,6 +130,8 @@ def main(argv=None) -> int:
     parser.add_argument("--timeout", type=float, default=8.0, help="seconds to wait for a new picture")
     parser.add_argument("--notebooks", type=Path, default=ROOT / "notebooks", help="folder of the lessons")
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
+    parser.add_argument("--no-baseline", dest="baseline", action="store_false",
+                        help="skip the baseline (ready-made pictures swapped by a dropdown: the pipeline's floor)")
     args = parser.parse_args(argv)
     if args.changes < 10:
         parser.error("--changes: at least 10 changes per explorer")
@@ -123,6 +157,11 @@ def main(argv=None) -> int:
                 start = time.monotonic()
                 rows += measure_lesson(lab, rel, changes=args.changes, timeout=args.timeout)
                 print(f"   ({path.stem}: {time.monotonic() - start:.0f} s)", flush=True)
+            if args.baseline:
+                rel = write_baseline(root)
+                server.trust(root / rel)
+                rows += measure_lesson(lab, rel, changes=args.changes, timeout=args.timeout,
+                                       name="ready-made 04 pictures")
             if page.blocked_requests:
                 print(f"requests that left 127.0.0.1 (blocked): {page.blocked_requests[:5]}")
     finally:

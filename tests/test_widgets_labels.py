@@ -101,3 +101,25 @@ def test_one_torch_thread_restores_the_thread_count():
         with one_torch_thread():
             raise RuntimeError("inside")
     assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("ha", ["left", "center", "right"])
+def test_text_line_looks_like_one_text(ha):
+    """A line drawn word by word sits where matplotlib's one Text sits, within a few pixels."""
+    from attn_core.widgets._labels import TextLine
+
+    sentence = "after block 2 of 3 (8 of 12 scores read): m = 1.960, l = 2.707"
+    ink = []
+    for word_by_word in (False, True):
+        fig = explorer_figure((6, 1))
+        if word_by_word:
+            line = fig.add_artist(TextLine(0.5, 0.9, fig.transFigure, fontsize=10, ha=ha, va="top"))
+            line.set_text(sentence)
+            assert line.get_text() == sentence
+        else:
+            fig.text(0.5, 0.9, sentence, fontsize=10, ha=ha, va="top")
+        ink.append((255 - pixels(figure_to_png(fig))).max(axis=-1) > 100)
+    (rows_a, cols_a), (rows_b, cols_b) = (np.nonzero(i) for i in ink)
+    assert abs(cols_a.min() - cols_b.min()) <= 3 and abs(cols_a.max() - cols_b.max()) <= 3  # same extent
+    assert abs(rows_a.min() - rows_b.min()) <= 1 and abs(rows_a.max() - rows_b.max()) <= 1
+    assert ink[0].sum() == pytest.approx(ink[1].sum(), rel=0.05)

@@ -28,7 +28,7 @@ from ..kv_cache import kv_cache_bytes
 from ..viz import CMAP, explorer_figure
 from ._base import Explorer, restrict_options
 from ._figure import Backdrop, cached_text
-from ._labels import Ticks
+from ._labels import TextLine, Ticks
 
 __all__ = ["gqa_explorer", "online_softmax_explorer"]
 
@@ -143,14 +143,14 @@ def gqa_explorer(n_heads: int = 8, n_kv_heads: int = 2, T: int = 4096) -> Explor
         ax.add_collection(artist)
     # Only the first and last head are labelled: every label costs about 2 ms per update.
     q_first, q_last, k_first, k_last = (cached_text(ax, 0, 0, ha="center", va="center", fontsize=8) for _ in range(4))
-    title = cached_text(ax, width / 2, 8, ha="center", va="top", fontsize=10)
+    title = ax.add_artist(TextLine(width / 2, 8, ax.transData, fontsize=10, ha="center", va="top"))  # word by word
     bar_mha = Rectangle((bx0, by_mha), bx1 - bx0, bar_h, facecolor=cmap(0.25), edgecolor="black", linewidth=0.6)
     bar_this = Rectangle((bx0, by_this), bx1 - bx0, bar_h, facecolor=cmap(0.75), edgecolor="black", linewidth=0.6)
     ax.add_patch(bar_mha)
     ax.add_patch(bar_this)
     value_mha = cached_text(ax, bx1 + 6, by_mha + bar_h / 2, ha="left", va="center", fontsize=9)
     value_this = cached_text(ax, 0, by_this + bar_h / 2, ha="left", va="center", fontsize=9)
-    footer = cached_text(ax, width / 2, height - 6, ha="center", va="bottom", fontsize=9)
+    footer = ax.add_artist(TextLine(width / 2, height - 6, ax.transData, fontsize=9, ha="center", va="bottom"))
     dynamic = [q_boxes, k_boxes, links, q_first, q_last, k_first, k_last, title, bar_mha, bar_this, value_mha,
                value_this, footer]
     backdrop = Backdrop(fig, static, dynamic)
@@ -341,8 +341,9 @@ def online_softmax_explorer(scores: str = "random", block_size: int = 4, blocks_
     ax_p.set_xlabel("key j")
     ax_p.set_xticks(j)
     legend = ax_p.legend(loc="upper left", fontsize=8, frameon=False)
-    text_top = cached_text(fig, 0.5, 0.975, ha="center", va="top", fontsize=10)
-    text_mid = cached_text(fig, 0.5, 0.905, ha="center", va="top", fontsize=9)
+    # the two lines of numbers change on every update: drawn word by word from cached word pixels
+    text_top = fig.add_artist(TextLine(0.5, 0.975, fig.transFigure, fontsize=10, ha="center", va="top"))
+    text_mid = fig.add_artist(TextLine(0.5, 0.905, fig.transFigure, fontsize=9, ha="center", va="top"))
     # lines the bars touch are drawn over them on every update, as a full draw layers them
     floor = ax_p.axhline(0, color="black", lw=matplotlib.rcParams["axes.linewidth"])  # the bottom panel's x axis
     # y ticks of our own (cached labels): the y-ranges change with the row of scores, the pasted frames do not

@@ -48,7 +48,7 @@ def drawn_label_boxes(fig):
     outside their axis's view are not drawn) and the entries of `Labels` artists."""
     from matplotlib.text import Text
 
-    from attn_core.widgets._labels import Labels
+    from attn_core.widgets._labels import Labels, TextLine
 
     renderer = fig.canvas.get_renderer()
     found = []
@@ -56,6 +56,10 @@ def drawn_label_boxes(fig):
         if ax.get_visible():
             found += [(t, box, a.get_fontsize()) for a in ax.get_children() if isinstance(a, Labels) and a.get_visible()
                       for t, box in a.boxes(renderer)]
+    for line in [a for ax in fig.axes if ax.get_visible() for a in ax.get_children()] + fig.artists:
+        if isinstance(line, TextLine) and line.get_visible() and line.get_text():
+            line._layout(renderer)  # its words, placed for this canvas
+            found += [(t, box, line.get_fontsize()) for t, box in line.words.boxes(renderer)]
     outside = set()
     for ax in fig.axes:
         for axis in (ax.xaxis, ax.yaxis):

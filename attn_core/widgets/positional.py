@@ -9,7 +9,8 @@
 Each explorer builds one figure (`viz.explorer_figure`) and updates its artists in place
 (`set_data`, `set_extent`, `set_text`): the static parts (frames, axis labels, fixed
 ticks) are drawn once per layout and pasted as pixels (`_figure.Backdrop`), and labels that
-change keep their pixels per string and place (`_figure.CachedText`).
+change keep their pixels per string and place (`_figure.CachedText`), or per word
+(`_labels.TextLine`, for titles whose numbers change with every update).
 
 `render_sinusoidal` and `render_rope` draw the same pictures into a figure of their own
 (one per call, for a static copy or a test); `describe_sinusoidal` and `describe_rope`
@@ -34,7 +35,7 @@ from ..positional.sinusoidal import sinusoidal_encoding
 from ..viz import DIVERGING, explorer_figure
 from ._base import Explorer
 from ._figure import Backdrop, cached_text
-from ._labels import Ticks
+from ._labels import TextLine, Ticks
 from ._pixels import PixelImage
 from ._torch import one_torch_thread
 
@@ -107,7 +108,7 @@ class _SinusoidalPicture:
         ax.add_patch(self.frame)
         self.wave_labels = [cached_text(fig, 0.775, 0.86 - 0.19 * row, color=colour, fontsize=8, va="top")
                             for row, colour in enumerate(_OKABE_ITO)]
-        self.title = cached_text(fig, 0.5, 0.975, ha="center", va="top", fontsize=10)
+        self.title = fig.add_artist(TextLine(0.5, 0.975, fig.transFigure, fontsize=10, ha="center", va="top"))
         self.x_ticks, self.y_ticks = Ticks(ax, "x", fontsize=_FONT), Ticks(ax, "y", fontsize=_FONT)
         dynamic = [self.image, *self.lines, self.frame, *self.wave_labels, self.title, *self.x_ticks.artists,
                    *self.y_ticks.artists]
@@ -340,7 +341,7 @@ class _RopePicture:
                                                  (_Q_COLOUR, 1.0, 2.5), (_K_COLOUR, 1.0, 2.5))]
         for arrow in self.arrows:
             ax_plane.add_patch(arrow)
-        self.plane_title = cached_text(fig, 0.18, 0.975, ha="center", va="top", fontsize=_FONT)
+        self.plane_title = fig.add_artist(TextLine(0.18, 0.975, fig.transFigure, fontsize=_FONT, ha="center", va="top"))
         ax_curve.set_xlabel("offset n - m", fontsize=_FONT)
         ax_curve.set_ylabel("score", fontsize=_FONT)
         ax_curve.set_xlim(-_ROPE_MAX_POS - 1, _ROPE_MAX_POS + 1)
@@ -350,7 +351,7 @@ class _RopePicture:
         self.curve, = ax_curve.plot([], [], color="#555555", lw=1.2)
         self.offset_line, = ax_curve.plot([], [], color=_Q_COLOUR, lw=0.8, ls="--")
         self.marker, = ax_curve.plot([], [], "o", color=_K_COLOUR, markersize=7)
-        self.curve_title = cached_text(fig, 0.715, 0.975, ha="center", va="top", fontsize=10)
+        self.curve_title = fig.add_artist(TextLine(0.715, 0.975, fig.transFigure, fontsize=10, ha="center", va="top"))
         dynamic = [self.trail, *self.cross, *self.arrows, self.plane_title, self.curve, self.offset_line,
                    self.marker, self.curve_title]
         self.backdrop = Backdrop(fig, [ax_curve], dynamic)

@@ -249,6 +249,8 @@ def test_saved_pixels_draw_what_a_plain_draw_draws(make):
     import numpy as np
     from PIL import Image
 
+    from matplotlib.text import Text
+
     from attn_core.viz import figure_to_png
     from attn_core.widgets._figure import Backdrop, CachedText
 
@@ -256,16 +258,23 @@ def test_saved_pixels_draw_what_a_plain_draw_draws(make):
         return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
 
     ex = make()
-    for i, _ in enumerate(_every_state(ex)):
-        if i % 3:
-            continue
+    seen = []
+    for _ in _every_state(ex):
         fig = ex.figure()
-        fast = pixels(ex.view.value)
-        for artist in fig.findobj(lambda a: isinstance(a, (Backdrop, CachedText))):
-            artist.regions.clear() if isinstance(artist, Backdrop) else artist._pixels.clear()
+        seen.append((ex.values(), pixels(ex.view.value)))
+    for text in fig.findobj(CachedText):  # from now on, labels are drawn, never pasted
+        text.draw = Text.draw.__get__(text)
+    backdrops = fig.findobj(Backdrop)
+    for values, fast in seen[::2]:
+        for name, value in values.items():
+            ex.controls[name].value = value
+        fig = ex.figure()
+        for backdrop in backdrops:  # no saved static pixels: a full draw
+            backdrop.regions.clear()
         plain = pixels(figure_to_png(fig))
         assert fast.shape == plain.shape
-        assert (np.abs(fast - plain).max(axis=-1) > 40).mean() < 2e-3, (make.__name__, ex.values())
+        # a pasted label may sit up to half a pixel from where a full draw puts it: a few edge pixels differ
+        assert (np.abs(fast - plain).max(axis=-1) > 60).sum() < 40, (make.__name__, values)
 
 
 def test_descriptions_state_what_the_picture_shows():
@@ -286,3 +295,27 @@ def test_weighted_average_star_is_the_last_collection():
         ex.controls["weight_on_cat"].value = w
         star = ex.figure().axes[0].collections[-1].get_offsets()[0]
         assert star == pytest.approx([w, 1 - w])
+
+
+@pytest.mark.parametrize("make", EXPLORERS_00_03)
+def test_labels_inside_the_picture_and_not_overlapping_at_any_value(make):
+    """Every visible text's box lies inside the figure and no two overlap (rotated tick labels,
+    whose upright boxes overlap while their letters do not, are compared with upright text only)."""
+    from matplotlib.text import Text
+
+    ex = make()
+    for _ in _every_state(ex):
+        fig = ex.figure()
+        renderer = fig.canvas.get_renderer()
+        texts = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text()]
+        boxes = [(t.get_text(), t.get_rotation(), t.get_window_extent(renderer)) for t in texts]
+        for text, _, box in boxes:
+            assert box.x0 >= -1 and box.y0 >= -1 and box.x1 <= fig.bbox.x1 + 1 and box.y1 <= fig.bbox.y1 + 1, \
+                (make.__name__, ex.values(), text)
+        for i, (a, rot_a, box_a) in enumerate(boxes):
+            for b, rot_b, box_b in boxes[i + 1:]:
+                if rot_a and rot_b:
+                    continue
+                width = min(box_a.x1, box_b.x1) - max(box_a.x0, box_b.x0)
+                height = min(box_a.y1, box_b.y1) - max(box_a.y0, box_b.y0)
+                assert width <= 1 or height <= 1, (make.__name__, ex.values(), a, b)

@@ -40,6 +40,17 @@ def _title(ax, text: str, fontsize: float = 9) -> None:
     ax.text(0.5, 1.02, text, transform=ax.transAxes, ha="center", va="bottom", fontsize=fontsize)
 
 
+def _axis_line(ax, side: str = "bottom"):
+    """A spine (`side` "bottom" or "left") drawn again over the bars, as a full draw layers it (spines
+    above data): the pasted static axes sit under whatever is drawn on them. A dynamic artist."""
+    spine = ax.spines[side]
+    xs, ys = ([0, 1], [0, 0]) if side == "bottom" else ([0, 0], [0, 1])
+    (line,) = ax.plot(xs, ys, transform=ax.transAxes, color=spine.get_edgecolor(),
+                      linewidth=spine.get_linewidth(), solid_capstyle="projecting", zorder=spine.get_zorder() + 0.01,
+                      clip_on=False)
+    return line
+
+
 def _check_number(value, name: str, lo: float, hi: float) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number between {lo} and {hi}, got {value!r} ({type(value).__name__})")
@@ -89,12 +100,20 @@ def _weighted_average_figure():
     # (the weights are in the title and in the points' sizes)
     labels = [ax.annotate(word, xy, textcoords="offset points", xytext=(12, 0), ha="left", va="center")
               for word, xy in (("cat", (1, 0)), ("mat", (0, 1)))]
-    out_label = CachedText(0.5, 0.5, "output", ha="left", va="bottom", color="#b35806", clip_on=False, movable=True,
-                           transform=ax.transData + ScaledTranslation(8 / 72, 8 / 72, fig.dpi_scale_trans))
-    ax.add_artist(out_label)
+    def output_label(dx, dy, ha, va):  # "output", `(dx, dy)` points from the star, its pixels kept per place
+        label = CachedText(0.5, 0.5, "output", ha=ha, va=va, color="#b35806", clip_on=False,
+                           transform=ax.transData + ScaledTranslation(dx / 72, dy / 72, fig.dpi_scale_trans))
+        ax.add_artist(label)
+        return label
+
+    # beside the star, away from the segment and from the "cat" and "mat" labels (right of their points)
+    out_labels = [(0.3, output_label(8, 8, "left", "bottom")),  # w >= 0.3: above right
+                  (0.1, output_label(-8, -8, "right", "top")),  # 0.1 <= w < 0.3: below left
+                  (0.0, output_label(0, 14, "center", "bottom"))]  # w < 0.1, at "mat": above it
     title_fixed, (cat_share, mat_share) = text_row(
         fig, 0.55, 0.9, ["output = ", slot("0.00"), " x cat + ", slot("0.00"), " x mat"], fontsize=10)
-    backdrop = Backdrop(fig, [ax, segment, *labels, *title_fixed], [points, star, out_label, cat_share, mat_share])
+    backdrop = Backdrop(fig, [ax, segment, *labels, *title_fixed],
+                        [points, star, *(label for _, label in out_labels), cat_share, mat_share])
 
     def render(weight_on_cat):
         backdrop.ensure("axes")
@@ -102,7 +121,10 @@ def _weighted_average_figure():
         out = w * _CAT + (1 - w) * _MAT  # (2,)
         points.set_sizes([40 + 160 * w, 40 + 160 * (1 - w)])
         star.set_offsets([out])
-        out_label.set_position(out)
+        shown = next(label for lowest, label in out_labels if w >= lowest)
+        for _, label in out_labels:
+            label.set_position(out)
+            label.set_visible(label is shown)
         cat_share.set_text(f"{w:.2f}")
         mat_share.set_text(f"{1 - w:.2f}")
         return fig
@@ -151,21 +173,23 @@ def _temperature_figure():
     tokens, _ = toy_embed("cat")
     T = len(tokens)
     fig = viz.explorer_figure((6.4, 3.2))
-    fig.subplots_adjust(left=0.1, right=0.98, bottom=0.24, top=0.86)
+    fig.subplots_adjust(left=0.1, right=0.9, bottom=0.24, top=0.86)
     ax = fig.add_subplot()
-    bars = ax.vlines(range(T), 0, np.zeros(T), linewidth=22)  # bars as one artist: fast
+    bars = ax.vlines(range(T), 0, np.zeros(T), linewidth=20)  # bars as one artist: fast
     ax.set_xticks(range(T), tokens, rotation=30, ha="right")
     ax.set_xlim(-0.6, T - 0.4)
     ax.set_ylim(0, 1.05)
     ax.set_yticks([0, 0.25, 0.5, 0.75, 1])
     ax.set_ylabel("weight")
-    uniform = ax.axhline(1 / T, color="0.6", linestyle=":", linewidth=1)
-    uniform_label = ax.text(T - 0.5, 1 / T + 0.02, "uniform", ha="right", va="bottom", color="0.45", fontsize=8)
+    uniform = ax.axhline(1 / T, color="0.6", linestyle=":", linewidth=1, zorder=1)  # under the bars, as pasted
+    uniform_label = ax.text(1.01, 1 / T, "uniform", transform=ax.get_yaxis_transform(), ha="left", va="center",
+                            color="0.45", fontsize=8)  # beside the axes: never under a bar
     widest_word = max((repr(t) for t in tokens), key=len)
     fixed, (temp_slot, max_slot, entropy_slot, query_slot) = text_row(
-        fig, 0.54, 0.89, ["temperature ", slot("10.0:"), "  max weight ", slot("0.00"), ",  entropy ", slot("0.00"),
+        fig, 0.5, 0.89, ["temperature ", slot("10.0:"), "  max weight ", slot("0.00"), ",  entropy ", slot("0.00"),
                           f" of {math.log(T):.2f} nats,  query ", slot(widest_word, color="#b35806")], fontsize=9)
-    backdrop = Backdrop(fig, [ax, uniform, uniform_label, *fixed], [bars, temp_slot, max_slot, entropy_slot, query_slot])
+    backdrop = Backdrop(fig, [ax, uniform, uniform_label, *fixed],
+                        [bars, _axis_line(ax), temp_slot, max_slot, entropy_slot, query_slot])
 
     def render(query, temperature):
         backdrop.ensure("axes")
@@ -304,7 +328,8 @@ def _scaling_figure():
                          slot("0.00"), f" of {math.log(_N_KEYS):.2f} nats,  ", slot("scaled by 1/sqrt(d_k)")],
         fontsize=10)
     backdrop = Backdrop(fig, [hist, bars, *bars.texts, *hist_fixed, *fixed],
-                        [stairs, hist_label, std_slot, weight_bars, d_k_slot, max_slot, entropy_slot, mode_slot])
+                        [stairs, _axis_line(hist), hist_label, std_slot, weight_bars, _axis_line(bars), d_k_slot,
+                         max_slot, entropy_slot, mode_slot])
 
     def render(d_k, scaled):
         backdrop.ensure("axes")
@@ -414,7 +439,8 @@ def _self_attention_figure():
     feats_title = feats.text(0.5, 1.03, "output of the query", transform=feats.transAxes, ha="center", va="baseline",
                              fontsize=9)
     title = cached_text(fig, 0.5, 0.98, ha="center", va="top", fontsize=10)
-    backdrop = Backdrop(fig, [feats, *headers, *lines_fixed, feats_title], [links, *queries, *keys, top_slot, bars, title])
+    backdrop = Backdrop(fig, [feats, *headers, *lines_fixed, feats_title],
+                        [links, *queries, *keys, top_slot, bars, _axis_line(feats, "left"), title])
 
     def place(n: int) -> np.ndarray:
         return np.linspace(0, _MAX_WORDS - 1, n)[::-1] if n > 1 else np.array([(_MAX_WORDS - 1) / 2])

@@ -65,3 +65,26 @@ def test_multihead_explorer_works_in_notebook_7(notebook7):
         with contextlib.suppress(Exception):
             (ARTIFACTS / "notebook7-server.log").write_text(lab.server.log_tail(400))
         raise
+
+
+def test_harness_in_notebook_7_sees_a_missing_model_and_a_frozen_picture(notebook7):
+    """The same checks catch, in Notebook 7's page, a widget view whose model is missing
+    and an explorer whose picture does not react (the controls of tests/test_browser.py)."""
+    import nbformat
+
+    from test_browser import EXPLORER, MISSING_MODEL
+
+    lab = notebook7
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+    nb.cells = [nbformat.v4.new_code_cell(MISSING_MODEL),
+                nbformat.v4.new_code_cell(EXPLORER.replace("REACTS = True", "REACTS = False"))]
+    nbformat.write(nb, lab.server.root / "control_nb7.ipynb")
+    lab.open_notebook("control_nb7.ipynb")
+    lab.run_all(timeout=120)
+    assert lab.cell_errors() == []
+    problems = lab.widget_problems(settle=4)
+    assert "2 widget outputs in the notebook, 1 rendered on the page" in problems, problems
+    (explorer,) = find_explorers(lab)
+    results = exercise_explorer(lab, explorer, changes=1, max_tries=1, timeout=3)
+    assert [r["changed"] for r in results] == [False]

@@ -305,3 +305,26 @@ def test_picture_with_a_tooltip_syncs_an_empty_description():
     state = ex.view.get_state()
     assert state["tooltip"] and state.get("description") == ""
     assert isinstance(ex.view, W.Image)
+
+
+def test_cached_text_survives_a_tight_save_first():
+    """savefig(bbox_inches="tight") first runs a no-op draw; a CachedText must not keep its blank pixels."""
+    import io
+
+    from PIL import Image
+
+    from attn_core.viz import explorer_figure
+    from attn_core.widgets._figure import cached_text
+
+    def dark_pixels(fig, **kwargs) -> int:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=fig.dpi, **kwargs)
+        return int((np.asarray(Image.open(buf).convert("L")) < 100).sum())
+
+    fig = explorer_figure((3, 2))
+    ax = fig.add_axes([0.1, 0.1, 0.8, 0.8])
+    ax.set_axis_off()
+    cached_text(ax, 0.5, 0.5, "Hello label", fontsize=14)
+    first = dark_pixels(fig, bbox_inches="tight")
+    assert first > 100
+    assert dark_pixels(fig) > 100  # was 0: the label's pixels saved from the no-op draw were blank

@@ -20,6 +20,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_rgba
 from matplotlib.text import Text
 
+from ._pixels import _drawing
+
 __all__ = ["Backdrop", "CachedText", "cached_text", "slot", "text_row"]
 
 
@@ -139,6 +141,8 @@ class CachedText(Text):
     def draw(self, renderer):
         if not self.get_visible() or not self.get_text():
             return
+        if not _drawing(renderer):  # savefig(bbox_inches="tight")'s no-op draw: its canvas holds no label to keep
+            return super().draw(renderer)
         place = tuple(self.get_transform().transform(self.get_position()))  # in pixels: moves if the canvas does
         style = (to_rgba(self.get_color()), self.get_fontweight(), self.get_fontsize(), self.get_rotation(),
                  self.get_horizontalalignment(), self.get_verticalalignment())

@@ -28,6 +28,8 @@ from matplotlib.ticker import MaxNLocator
 from matplotlib.text import Text
 from matplotlib.transforms import Bbox, IdentityTransform, offset_copy
 
+from ._pixels import _drawing
+
 __all__ = ["Labels", "Ticks", "TextLine"]
 
 _PAD = 3  # pixels around a stamp, for glyphs that reach past their advance
@@ -149,6 +151,8 @@ class Labels(Artist):
             return
         if not isinstance(renderer, RendererAgg):  # e.g. a vector backend: ordinary texts
             self._draw_as_text(renderer)
+            return
+        if not _drawing(renderer):  # savefig(bbox_inches="tight")'s no-op draw: nothing to blend, nothing to keep
             return
         # the same labels at the same places over the same (static) background: paste the block drawn last time
         key = (renderer.width, renderer.height, renderer.dpi, self.fontsize, tuple(self.texts), self.xs.tobytes(),

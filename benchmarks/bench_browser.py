@@ -8,7 +8,7 @@ arrow key on a slider, the next toggle button, a checkbox click) until its pictu
 changed `--changes` times. Each change is timed in the page's JavaScript, from
 performance.now() right before the event is dispatched to the new picture decoded (a
 MutationObserver on the <img>'s src, then img.decode()). Prints the median and p95 per
-explorer, and the changes after which the picture did not change within the timeout.
+explorer (and the median time at which the new src was set, before decoding), and the changes after which the picture did not change within the timeout.
 Last, a baseline: a dropdown that swaps ready-made pictures of the multi-head explorer (no
 drawing in the kernel), the floor that widget messages, JupyterLab and Chromium set.
 
@@ -96,12 +96,14 @@ def measure_lesson(lab: Lab, path: str, *, changes: int, timeout: float, name: s
         for explorer in find_explorers(lab):
             results = exercise_explorer(lab, explorer, changes=changes, timeout=timeout)
             times = [r["ms"] for r in results if r["changed"]]
+            arrived = [r["arrivedMs"] for r in results if r["changed"]]
             last = results[-1]
             rows.append({
                 "lesson": Path(path).stem, "explorer": name or explorer["name"], "cell": explorer["cell"],
                 "controls": [c["label"] or c["kind"] for c in explorer["controls"]],
                 "n": len(times), "median_ms": statistics.median(times) if times else None,
                 "p95_ms": percentile(times, 95) if times else None, "max_ms": max(times) if times else None,
+                "arrived_median_ms": statistics.median(arrived) if arrived else None,
                 "unchanged": [r["what"] for r in results if not r["changed"] and not r["skipped"]],
                 "css_width": last["cssWidth"], "natural_width": last["naturalWidth"],
                 "run_all_s": round(run_s, 1), "times_ms": [round(t, 1) for t in times],
@@ -117,6 +119,7 @@ def format_row(row: dict) -> str:
         return f"{row['lesson'].split('_')[0]:<8} {row['explorer']:<26} no picture change ({len(row['unchanged'])} tries)"
     text = (f"{row['lesson'].split('_')[0]:<8} {row['explorer']:<26} n={row['n']:<3d} median {row['median_ms']:6.0f} ms"
             f"   p95 {row['p95_ms']:6.0f} ms   max {row['max_ms']:6.0f} ms"
+            f"   (src set at {row['arrived_median_ms']:4.0f} ms)"
             f"   picture {row['css_width']:.0f} CSS px wide, PNG {row['natural_width']} px")
     if row["unchanged"]:
         text += f"   ({len(row['unchanged'])} changes left the picture as it was: {row['unchanged'][:2]})"

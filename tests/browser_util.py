@@ -564,8 +564,9 @@ _CHANGE_AND_TIME = """async ({id, index, timeoutMs, titleMs}) => {%s
       done = true;
       observer.disconnect();
       clearTimeout(timer);
-      let ms = null;
+      let ms = null, arrivedMs = null;
       if (changed) {
+        arrivedMs = performance.now() - t0;  // the new src is set: the kernel's answer is in
         try { await img.decode(); } catch (e) {}
         ms = performance.now() - t0;
         // the title (text alternative) comes in its own message, after the picture: wait for it
@@ -575,7 +576,7 @@ _CHANGE_AND_TIME = """async ({id, index, timeoutMs, titleMs}) => {%s
         try { await img.decode(); } catch (e) {}
       }
       const box = img.getBoundingClientRect();
-      resolve({what, kind, skipped: false, ms, changed, srcBefore: before.src, src: img.src, titleBefore: before.title,
+      resolve({what, kind, skipped: false, ms, arrivedMs, changed, srcBefore: before.src, src: img.src, titleBefore: before.title,
                title: img.title, cssWidth: box.width, cssHeight: box.height,
                naturalWidth: img.naturalWidth, naturalHeight: img.naturalHeight});
     };
@@ -618,7 +619,8 @@ def picture_state(lab: Lab, explorer: dict) -> dict:
 def change_and_time(lab: Lab, explorer: dict, index: int, *, timeout: float = 10.0, title_wait: float = 0.0) -> dict:
     """Change control `index` of `explorer` once, in the page; the result says what changed
     (`what`), whether the picture changed within `timeout` (`changed`) and after how many
-    milliseconds it was decoded (`ms`), the SHA-256 of its bytes before and after
+    milliseconds it was decoded (`ms`; `arrivedMs`: when its new src was set, before
+    decoding), the SHA-256 of its bytes before and after
     (`shaBefore`, `sha`), with the picture's title (waited for up to
     `title_wait` seconds more, after the timing, to differ from before) and sizes after."""
     return lab.page.evaluate(_CHANGE_AND_TIME, {"id": explorer["id"], "index": index, "timeoutMs": timeout * 1000,

@@ -328,3 +328,23 @@ def test_cached_text_survives_a_tight_save_first():
     first = dark_pixels(fig, bbox_inches="tight")
     assert first > 100
     assert dark_pixels(fig) > 100  # was 0: the label's pixels saved from the no-op draw were blank
+
+
+def test_picture_and_its_tooltip_travel_in_one_message():
+    """Each state message for the <img> makes the browser build a new blob URL and decode the
+    PNG again: a picture and its text alternative must go together."""
+    ex = EXPLORERS["temperature_explorer"]()
+    sent = []
+    original = ex.view.send_state
+
+    def record(key=None):
+        sent.append(sorted(key) if isinstance(key, (list, set, tuple)) else key)
+        return original(key=key)
+
+    ex.view.send_state = record
+    control = ex.controls["temperature"]
+    control.value = control_values(control)[-1]
+    picture_messages = [keys for keys in sent if keys == "value" or (isinstance(keys, list) and "value" in keys)]
+    assert len(picture_messages) == 1, sent
+    assert "tooltip" in picture_messages[0], sent
+    assert not [keys for keys in sent if keys == "tooltip" or keys == ["tooltip"]], sent

@@ -154,7 +154,9 @@ class Explorer(W.HBox):
     def refresh(self) -> None:
         """Re-render the picture for the current values."""
         values = self.values()
-        self.view.value = figure_to_png(self._render_fn(**values))
+        png = figure_to_png(self._render_fn(**values))
+        with self.view.hold_sync():  # the picture and its tooltip (set by _on_picture) in one message: one decode
+            self.view.value = png
         self._rendered_values = values
         self.n_renders += 1
 

@@ -77,10 +77,15 @@ def softmax(x, axis: int = -1):
 
 
 def _check_qkv(q, k, v) -> None:
-    if (type(q) is type(k) is type(v) and is_array(q) and q.ndim >= 2 and k.ndim >= 2 and v.ndim >= 2
+    if type(q) is torch.Tensor and type(k) is torch.Tensor and type(v) is torch.Tensor:  # the common case, first
+        qs, ks, vs, dtype = q.shape, k.shape, v.shape, q.dtype
+        if (len(qs) >= 2 and len(ks) >= 2 and len(vs) >= 2 and k.dtype is dtype and v.dtype is dtype
+                and dtype.is_floating_point and qs[:-2] == ks[:-2] == vs[:-2] and 0 < qs[-1] == ks[-1] and ks[-2] == vs[-2]):
+            return  # in a few comparisons; otherwise the checks below name what is wrong
+    elif (type(q) is type(k) is type(v) and is_array(q) and q.ndim >= 2 and k.ndim >= 2 and v.ndim >= 2
             and q.dtype == k.dtype == v.dtype and _is_float_dtype(q.dtype) and q.shape[:-2] == k.shape[:-2] == v.shape[:-2]
             and 0 < q.shape[-1] == k.shape[-1] and k.shape[-2] == v.shape[-2]):
-        return  # the common case in a few comparisons; otherwise the checks below name what is wrong
+        return  # numpy arrays: the same, in a few comparisons
     for name, x, legend in (("q", q, "(..., T, d_k)"), ("k", k, "(..., S, d_k)"), ("v", v, "(..., S, d_v)")):
         check_array(x, name, min_ndim=2, expected=legend)
     if len({is_torch_array(q), is_torch_array(k), is_torch_array(v)}) > 1:

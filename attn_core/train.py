@@ -8,7 +8,6 @@ before building it). Same seed, same model, same task: the same history, bit for
 
 from __future__ import annotations
 
-import contextlib
 import math
 import numbers
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ._arrays import check_flag, check_positive_finite, check_positive_int
+from ._threads import one_torch_thread
 from .tasks import IGNORE_INDEX, Seq2SeqBatch
 
 __all__ = ["History", "accuracy", "train", "evaluate"]
@@ -69,15 +69,6 @@ def accuracy(logits, targets) -> float:
     correct = logits.argmax(dim=-1) == targets  # (B, T)
     return correct[asked].sum().item() / asked.sum().item()  # exact: no float32 mean
 
-
-@contextlib.contextmanager
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def _lr_factor(step: int, steps: int, warmup: int) -> float:
@@ -130,7 +121,7 @@ def train(model: nn.Module, task, *, steps: int, batch_size: int = 64, lr: float
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(step, steps, warmup))
     history = History()
     model.train()
-    with _one_thread():
+    with one_torch_thread():
         bar = tqdm(range(steps), desc=desc, disable=not progress, mininterval=0.5)
         for _ in bar:
             batch = task.sample(batch_size, generator=generator, **sample_kwargs)
@@ -209,7 +200,7 @@ def evaluate(model: nn.Module, task, *, n_sequences: int = 512, batch_size: int 
     was_training = model.training
     model.eval()
     correct = asked = 0
-    with _one_thread():
+    with one_torch_thread():
         for start in range(0, n_sequences, batch_size):
             batch = task.sample(min(batch_size, n_sequences - start), generator=generator, **sample_kwargs)
             logits, targets = _logits_and_targets(model, batch)  # (B, T, vocab_size), (B, T)

@@ -3,7 +3,7 @@
     python benchmarks/bench_head_viewer.py [--threads N]
 
 `--threads 1` is what lesson 09 sets (`torch.set_num_threads(1)`). The viewer now runs the
-model on one thread whatever the setting (`widgets/_torch.one_torch_thread`: two threads on a
+model on one thread whatever the setting (`attn_core._threads.one_torch_thread`: two threads on a
 busy 2-core machine made the 13 ms forward take up to 0.4 s), so the option no longer changes
 these figures; it is kept so that older command lines still work.
 

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
+import pytest
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",  # runs as root in CI
@@ -657,3 +659,15 @@ def percentile(values, q: float) -> float:
     lo = int(pos)
     hi = min(lo + 1, len(ordered) - 1)
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One Chromium for a test module (import this fixture); in CI a missing Chromium fails, elsewhere it skips."""
+    if not CHROMIUM.exists():
+        reason = f"{CHROMIUM} is missing (Debian package 'chromium'; .ci/run installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(reason + ": the browser test must run in CI")
+        pytest.skip(reason)
+    with chromium() as b:
+        yield b

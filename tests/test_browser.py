@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import time
 from pathlib import Path
@@ -34,24 +33,13 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from browser_util import CHROMIUM, Lab, chromium, jupyterlab_server, loopback_page
+from browser_util import Lab, browser, jupyterlab_server, loopback_page  # noqa: F401  browser: a fixture
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSON = "notebooks/04_multi_head_attention.ipynb"
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        reason = f"{CHROMIUM} is missing (Debian package 'chromium'; .ci/run installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(reason + ": the browser test must run in CI")
-        pytest.skip(reason)
-    with chromium() as b:
-        yield b
 
 
 @pytest.fixture(scope="module")

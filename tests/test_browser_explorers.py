@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import re
 import shutil
 import statistics
@@ -37,7 +36,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from browser_util import (CHROMIUM, Lab, chromium, exercise_explorer, explorer_locator, find_explorers,
+from browser_util import (Lab, browser, exercise_explorer, explorer_locator, find_explorers,  # noqa: F401  browser: a fixture
                           jupyterlab_server, loopback_page, percentile, picture_state)
 
 pytestmark = pytest.mark.browser
@@ -59,17 +58,6 @@ EXPECTED = {
     "09": {"head_viewer"},
     "10": {"gqa_explorer", "online_softmax_explorer"},
 }
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        reason = f"{CHROMIUM} is missing (Debian package 'chromium'; .ci/run installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(reason + ": the browser test must run in CI")
-        pytest.skip(reason)
-    with chromium() as b:
-        yield b
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,8 @@ from attn_core.widgets.inference import (
     online_softmax_steps,
 )
 
+from widget_util import drawn_label_boxes
+
 
 def texts(ex) -> str:
     fig = ex.figure()
@@ -351,37 +353,6 @@ def test_online_softmax_description_follows_the_step():
     assert "the estimate is the softmax" in ex.view.tooltip
     ex = online_softmax_explorer(scores="first 4 masked (-inf)", block_size=4, blocks_read=1)
     assert "m = -inf, running sum l = 0.000" in ex.view.tooltip
-
-
-def drawn_label_boxes(fig):
-    """`(text, box, fontsize)` of everything a draw of `fig` writes: visible Text artists (tick labels
-    outside their axis's view are not drawn) and the entries of `Labels` artists."""
-    from matplotlib.text import Text
-
-    from attn_core.widgets._labels import Labels, TextLine
-
-    renderer = fig.canvas.get_renderer()
-    found = []
-    for ax in fig.axes:
-        if ax.get_visible():
-            found += [(t, box, a.get_fontsize()) for a in ax.get_children() if isinstance(a, Labels) and a.get_visible()
-                      for t, box in a.boxes(renderer)]
-    for line in [a for ax in fig.axes if ax.get_visible() for a in ax.get_children()] + fig.artists:
-        if isinstance(line, TextLine) and line.get_visible() and line.get_text():
-            line._layout(renderer)  # its words, placed for this canvas
-            found += [(t, box, line.get_fontsize()) for t, box in line.words.boxes(renderer)]
-    outside = set()
-    for ax in fig.axes:
-        for axis in (ax.xaxis, ax.yaxis):
-            lo, hi = sorted(axis.get_view_interval())
-            for tick in axis.get_major_ticks():
-                if not lo - 1e-9 <= tick.get_loc() <= hi + 1e-9:  # matplotlib does not draw it
-                    outside |= {id(tick.label1), id(tick.label2)}
-    texts = [t for ax in fig.axes if ax.get_visible() for t in ax.findobj(Text)]  # tick labels have no .axes
-    texts += [t for t in [*fig.texts, *fig.artists] if isinstance(t, Text)]
-    found += [(t.get_text(), t.get_window_extent(renderer), t.get_fontsize()) for t in texts
-              if t.get_visible() and t.get_text() and id(t) not in outside]
-    return found
 
 
 @pytest.mark.parametrize("make, extremes", [

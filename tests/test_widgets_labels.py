@@ -1,5 +1,5 @@
 """`widgets/_labels`: labels drawn from cached pixels look like matplotlib's own text, and
-`Ticks` follow their range; `widgets/_torch.one_torch_thread` restores the thread count."""
+`Ticks` follow their range; `attn_core._threads.one_torch_thread` restores the thread count."""
 
 import io
 
@@ -10,7 +10,7 @@ from PIL import Image
 
 from attn_core.viz import explorer_figure, figure_to_png
 from attn_core.widgets._labels import Labels, Ticks
-from attn_core.widgets._torch import one_torch_thread
+from attn_core._threads import one_torch_thread
 
 WORDS = ["[CLS]", "the", "cat", "sat", "quickly", "##ization", "[SEP]", "Hg"]
 

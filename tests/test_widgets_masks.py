@@ -9,6 +9,8 @@ from attn_core.masks import sliding_window_mask
 from attn_core.widgets import mask_explorer
 from attn_core.widgets.masks import MASKS, PAD, SENTENCES, build_mask
 
+from widget_util import drawn_texts
+
 LONG, PREFIX, DOG = SENTENCES
 S = 10
 
@@ -192,25 +194,17 @@ def test_one_persistent_figure_within_the_size_budget():
     assert ex.natural_width() == round(w_in * 80) <= 640
 
 
-def _drawn_texts(fig):
-    fig.canvas.draw()
-    renderer = fig.canvas.get_renderer()
-    texts = [t for t in fig.findobj(lambda a: hasattr(a, "get_text") and hasattr(a, "get_fontsize"))
-             if t.get_visible() and t.get_text() and t.get_figure() is fig]
-    return [(t, t.get_window_extent(renderer)) for t in texts]
-
-
 @pytest.mark.parametrize("sentence", SENTENCES)
 def test_labels_are_readable_and_never_overlap(sentence):
     ex = mask_explorer(sentence=sentence, mask="causal + padding", window=2)
-    drawn_texts = _drawn_texts(ex.figure())
-    assert min(t.get_fontsize() for t, _ in drawn_texts) >= 8
-    labels = [t.get_text() for t, _ in drawn_texts]
+    drawn = drawn_texts(ex.figure())
+    assert min(t.get_fontsize() for t, _ in drawn) >= 8
+    labels = [t.get_text() for t, _ in drawn]
     for word in sentence.split():
         assert labels.count(word) >= 2 * sentence.split().count(word)  # every word as a query and as a key
-    for a in range(len(drawn_texts)):
-        for b in range(a + 1, len(drawn_texts)):
-            (ta, ba), (tb, bb) = drawn_texts[a], drawn_texts[b]
+    for a in range(len(drawn)):
+        for b in range(a + 1, len(drawn)):
+            (ta, ba), (tb, bb) = drawn[a], drawn[b]
             overlap = min(ba.x1, bb.x1) - max(ba.x0, bb.x0), min(ba.y1, bb.y1) - max(ba.y0, bb.y0)
             assert min(overlap) <= 0, (ta.get_text(), tb.get_text())
 

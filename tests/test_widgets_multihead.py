@@ -21,6 +21,8 @@ from attn_core.widgets.multihead import (
     render_heads,
 )
 
+from widget_util import drawn_texts
+
 
 def test_registered_and_named_controls():
     assert EXPLORERS["multihead_explorer"] is multihead_explorer
@@ -162,16 +164,8 @@ from attn_core.widgets._base import png_size  # noqa: E402
 from attn_core.widgets._pixels import PixelImage  # noqa: E402
 from attn_core.widgets.multihead import MIN_FONT, _CMAP, _tile  # noqa: E402
 
+
 EXTREMES = [(12, 1), (48, 4), (96, 8), (768, 12), (768, 16)]  # one head up to the most heads offered
-
-
-def _drawn_texts(fig):
-    """Every non-empty visible text of `fig` after a draw, with its box in CSS px (figure pixels / 2)."""
-    fig.canvas.draw()
-    renderer = fig.canvas.get_renderer()
-    texts = [t for t in fig.findobj(lambda a: hasattr(a, "get_text") and hasattr(a, "get_fontsize"))
-             if t.get_visible() and t.get_text() and t.get_figure() is fig]
-    return [(t, t.get_window_extent(renderer)) for t in texts]
 
 
 def test_one_persistent_figure_within_the_size_budget():
@@ -206,7 +200,7 @@ def test_labels_are_readable_and_never_overlap(d_model, n_heads):
     ex.controls["n_heads"].value = n_heads
     for query in (0, 4, len(TOKENS) - 1):
         ex.controls["query"].value = query
-        drawn = _drawn_texts(ex.figure())
+        drawn = drawn_texts(ex.figure())
         assert min(t.get_fontsize() for t, _ in drawn) >= MIN_FONT >= 8
         labels = [t.get_text() for t, _ in drawn]
         assert TOKENS[query] in labels  # the query's own word is always labelled
@@ -372,7 +366,7 @@ def test_a_still_copy_at_another_resolution_draws_everything():
             expected = np.array(_CMAP(w[0, i, j])[:3]) * 255
             assert np.abs(picture[y, x] - expected).max() <= 3, (i, j)
         gray = picture.mean(-1)
-        labels = [t for t, _ in _drawn_texts(fig)]
+        labels = [t for t, _ in drawn_texts(fig)]
         assert len(labels) > 30
         for text in labels:  # every label has dark pixels where it stands
             x, y = (int(v) for v in text.get_position())

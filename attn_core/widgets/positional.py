@@ -37,7 +37,7 @@ from ._base import Explorer
 from ._figure import Backdrop, cached_text
 from ._labels import TextLine, Ticks
 from ._pixels import PixelImage
-from ._torch import one_torch_thread
+from .._threads import one_torch_thread
 
 __all__ = ["sinusoidal_explorer", "rope_explorer"]
 

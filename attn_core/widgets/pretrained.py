@@ -41,7 +41,7 @@ from ._base import Explorer
 from ._figure import Backdrop, cached_text
 from ._labels import Labels
 from ._pixels import PixelImage
-from ._torch import one_torch_thread
+from .._threads import one_torch_thread
 
 __all__ = ["head_viewer", "HeadViewer", "HeadViewerExplorer", "MODES", "MAX_TOKENS", "DEFAULT_SENTENCE"]
 

@@ -1,4 +1,4 @@
-"""Small torch computations inside an explorer's update, on one thread."""
+"""Small torch computations on one thread: an explorer's update, a training step of a small model."""
 
 from __future__ import annotations
 

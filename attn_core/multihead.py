@@ -229,7 +229,7 @@ class MultiHeadAttention(nn.Module):
         Each weight becomes a view of its rows of one `(d_model + 2 d_kv, d_model)` matrix,
         the layout of PyTorch's packed `in_proj_weight` (biases likewise), so self-attention
         without autograd computes `q`, `k` and `v` with one matrix product instead of three
-        (`_project_qkv`). Training, loading a state_dict and optimizers write into the same
+        (`_project_heads`). Training, loading a state_dict and optimizers write into the same
         memory, so the packed matrix always holds the current weights. Re-done after
         `.to()` / `.double()` (`_apply`), which give each weight new memory.
         """

@@ -671,3 +671,26 @@ def browser():
         pytest.skip(reason)
     with chromium() as b:
         yield b
+
+
+@contextlib.contextmanager
+def notebook_with_evidence(lab: "Lab", path: str, name: str, artifacts: Path, *, trust: bool = False):
+    """Open `path` in `lab` (trusted first if `trust`); on leaving, close it and stop its kernel.
+    On any failure, leave a screenshot of the page and the server's log in `artifacts`."""
+    if trust:
+        lab.server.trust(lab.server.root / path)
+    lab.page.console_errors.clear()
+    try:
+        lab.open_notebook(path)
+        yield lab
+    except BaseException:
+        artifacts.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(Exception):
+            lab.page.screenshot(path=str(artifacts / f"{name}.png"))
+        with contextlib.suppress(Exception):
+            (artifacts / f"{name}-jupyterlab.log").write_text(lab.server.log_tail(400))
+        print(f"evidence: {artifacts / name}.png and {name}-jupyterlab.log")
+        raise
+    finally:
+        with contextlib.suppress(Exception):
+            lab.close_notebook()

@@ -24,7 +24,6 @@ test-artifacts/browser/. Run alone with `python -m pytest -m browser`.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 import time
@@ -33,7 +32,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from browser_util import Lab, browser, jupyterlab_server, loopback_page  # noqa: F401  browser: a fixture
+from browser_util import Lab, browser, notebook_with_evidence, jupyterlab_server, loopback_page  # noqa: F401  browser: a fixture
 
 pytestmark = pytest.mark.browser
 
@@ -65,25 +64,9 @@ def lab(browser, server):
         yield Lab(page, server)
 
 
-@contextlib.contextmanager
 def notebook(lab: Lab, path: str, name: str):
-    """Open `path`; on leaving, close it and stop its kernel. On any failure, leave a
-    screenshot of the page and the server's log in test-artifacts/browser/."""
-    lab.page.console_errors.clear()
-    try:
-        lab.open_notebook(path)
-        yield lab
-    except BaseException:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(Exception):
-            lab.page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
-        with contextlib.suppress(Exception):
-            (ARTIFACTS / f"{name}-jupyterlab.log").write_text(lab.server.log_tail(400))
-        print(f"evidence: {ARTIFACTS / name}.png and {name}-jupyterlab.log")
-        raise
-    finally:
-        with contextlib.suppress(Exception):
-            lab.close_notebook()
+    """Open `path` as it is on disk (untrusted unless trusted); see `browser_util.notebook_with_evidence`."""
+    return notebook_with_evidence(lab, path, name, ARTIFACTS)
 
 
 # ---------------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from browser_util import (Lab, browser, exercise_explorer, explorer_locator, find_explorers,  # noqa: F401  browser: a fixture
+from browser_util import (Lab, browser, notebook_with_evidence, exercise_explorer, explorer_locator, find_explorers,  # noqa: F401  browser: a fixture
                           jupyterlab_server, loopback_page, percentile, picture_state)
 
 pytestmark = pytest.mark.browser
@@ -77,26 +77,9 @@ def lab(browser, lab_root):
         yield Lab(page, server)
 
 
-@contextlib.contextmanager
 def notebook(lab: Lab, path: str, name: str):
-    """Open `path` (trusted, as binder/postBuild trusts the lessons); on leaving, close it
-    and stop its kernel; on a failure, leave a screenshot and the server log."""
-    lab.server.trust(lab.server.root / path)
-    lab.page.console_errors.clear()
-    try:
-        lab.open_notebook(path)
-        yield lab
-    except BaseException:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(Exception):
-            lab.page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
-        with contextlib.suppress(Exception):
-            (ARTIFACTS / f"{name}-jupyterlab.log").write_text(lab.server.log_tail(400))
-        print(f"evidence: {ARTIFACTS / name}.png and {name}-jupyterlab.log")
-        raise
-    finally:
-        with contextlib.suppress(Exception):
-            lab.close_notebook()
+    """Open `path` trusted (as binder/postBuild trusts the lessons); see `browser_util.notebook_with_evidence`."""
+    return notebook_with_evidence(lab, path, name, ARTIFACTS, trust=True)
 
 
 def lesson_path(number: str) -> str:

@@ -60,6 +60,8 @@ def softmax(x, axis: int = -1):
     >>> softmax(np.array([1e4, 1e4 - 1.0])).round(4)
     array([0.7311, 0.2689])
     """
+    if type(x) is torch.Tensor and type(axis) is int and x.dtype.is_floating_point and -x.ndim <= axis < x.ndim:
+        return torch.softmax(x, dim=axis)  # the common case (torch, valid axis): the formula below, fused
     check_array(x, "x")
     check_floating(x, "x")
     if type(axis) is not int and (isinstance(axis, bool) or not isinstance(axis, numbers.Integral)):
@@ -67,7 +69,7 @@ def softmax(x, axis: int = -1):
     if not -x.ndim <= axis < x.ndim:
         raise ValueError(f"axis={axis} is out of range for x of shape {fmt_shape(x.shape)} ({x.ndim} axes)")
     if is_torch_array(x):
-        return torch.softmax(x, dim=int(axis))  # the formula below, fused
+        return torch.softmax(x, dim=int(axis))  # a tensor subclass or an integral axis such as np.int64
     if x.size == 0:
         return np.zeros_like(x)  # nothing to normalise (np.max has no identity on an empty axis)
     m = np.max(x, axis=axis, keepdims=True)  # the row maximum

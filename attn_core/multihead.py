@@ -438,7 +438,7 @@ class MultiHeadAttention(nn.Module):
             k = k.repeat_interleave(group, dim=1)  # (B, H_kv, S, d_head) -> (B, H, S, d_head)
             v = v.repeat_interleave(group, dim=1)  # (B, H_kv, S, d_head) -> (B, H, S, d_head)
         out, weights = scaled_dot_product_attention(q, k, v, mask=mask, bias=bias)  # (B, H, T, d_head), (B, H, T, S)
-        out = self.w_o(merge_heads(out))  # (B, H, T, d_head) -> (B, T, d_model)
+        out = self._modules["w_o"](merge_heads(out))  # self.w_o(...) (its hooks run): (B, H, T, d_head) -> (B, T, d_model)
         return (out, weights) if cache is None else (out, weights, cache)
 
     @classmethod

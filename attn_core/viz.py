@@ -22,6 +22,11 @@ from matplotlib.backend_bases import FigureCanvasBase
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+try:  # ISA-L's deflate (the isal package): about 10x faster than zlib's at level 1, and smaller
+    from isal.isal_zlib import compress as _deflate
+except ImportError:  # not installed (it is a dependency of attn-core): zlib, the same format
+    from zlib import compress as _deflate
+
 __all__ = [
     "to_numpy",
     "new_figure",
@@ -105,10 +110,10 @@ def figure_to_png(fig: Figure, dpi="figure") -> bytes:
     `Explorer` reads to show the picture at its natural size.
 
     Fast path for an opaque figure at its own dpi (every explorer's): one Agg draw, then
-    the pixels written as PNG rows without filters at zlib level 1, about 3x faster than
-    Pillow's encoder (which tries five filters per row) for the same picture. The bytes
-    travel once over the local kernel connection, where a smaller file saves less time
-    than stronger compression costs.
+    the pixels written as PNG rows without filters, deflated by ISA-L at level 1 (the
+    `isal` package; zlib if it is missing). For a 1280 x 880 explorer picture: 0.7 ms and
+    87 KiB, against 7 ms and 105 KiB with zlib at level 1, and 20 ms or more for Pillow's
+    encoder, which tries five filters per row. Chromium decodes either in about 9 ms.
     """
     opaque = mcolors.to_rgba(fig.get_facecolor())[3] == 1.0
     own_canvas = isinstance(fig.canvas, FigureCanvasAgg) or type(fig.canvas) is FigureCanvasBase  # not a GUI's
@@ -137,7 +142,7 @@ def _encode_png(rgba: np.ndarray, dpi: float) -> bytes:
         b"\x89PNG\r\n\x1a\n",
         _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)),  # 8-bit RGBA
         _png_chunk(b"pHYs", struct.pack(">IIB", per_metre, per_metre, 1)),
-        _png_chunk(b"IDAT", zlib.compress(rows, 1)),
+        _png_chunk(b"IDAT", _deflate(rows, 1)),  # a zlib stream, as PNG requires
         _png_chunk(b"IEND", b""),
     ])
 

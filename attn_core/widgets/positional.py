@@ -22,21 +22,27 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 
 import ipywidgets as W
 import matplotlib
 import numpy as np
 import torch
+from matplotlib.backends.backend_agg import RendererAgg, get_hinting_flag
+from matplotlib.font_manager import FontProperties, findfont, get_font
+from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, Rectangle
 from matplotlib.ticker import MaxNLocator
+from matplotlib.text import Text
+from matplotlib.transforms import Bbox
 
 from ..positional.rope import apply_rope
 from ..positional.sinusoidal import sinusoidal_encoding
 from ..viz import DIVERGING, explorer_figure
 from ._base import Explorer
-from ._figure import Backdrop, cached_text
-from ._labels import TextLine, Ticks
-from ._pixels import PixelImage
+from ._figure import Backdrop
+from ._labels import Labels, TextLine, Ticks
+from ._pixels import PixelImage, _drawing
 from .._threads import one_torch_thread
 
 __all__ = ["sinusoidal_explorer", "rope_explorer"]
@@ -58,6 +64,132 @@ def _check_range(value, name: str, lo: int, hi: int, step: int = 1) -> int:
     if not lo <= value <= hi or (value - lo) % step:
         raise ValueError(f"{name} must be an integer from {lo} to {hi} in steps of {step}, got {value}")
     return value
+
+
+# --------------------------------------------------------------------------- fast labels and lines
+
+_PIECES = re.compile(r"\d|[^\d ]+| ")  # one digit, a run of other characters, or a space
+_ADVANCES: dict = {}  # (character, fontsize, dpi) -> its advance in pixels, as matplotlib's layout places it
+_LP: dict = {}  # (fontsize, dpi) -> (height, descent) of "lp"
+_BASELINES: dict = {}  # (fontsize, dpi, lines) -> baselines below the top, see _baselines
+
+
+def _advance(char: str, fontsize: float, dpi: float) -> float:
+    """How far matplotlib's Agg layout moves the pen after `char` (its hinted advance), in pixels."""
+    key = (char, fontsize, dpi)
+    if key not in _ADVANCES:
+        font = get_font(findfont(FontProperties(size=fontsize)))
+        font.clear()
+        font.set_size(fontsize, dpi)
+        if len(_ADVANCES) > 4096:
+            _ADVANCES.clear()
+        _ADVANCES[key] = font.load_char(ord(char), flags=get_hinting_flag()).horiAdvance / 64
+    return _ADVANCES[key]
+
+
+def _lp_metrics(fontsize: float, dpi: float) -> tuple[float, float]:
+    """Height and descent of "lp" in pixels: `Labels`' stamps put their top that far above the baseline
+    (`height - descent`)."""
+    key = (fontsize, dpi)
+    if key not in _LP:
+        _, h, d = RendererAgg(1, 1, dpi).get_text_width_height_descent("lp", FontProperties(size=fontsize), False)
+        _LP[key] = (h, d)
+    return _LP[key]
+
+
+def _baselines(fig, renderer, fontsize: float, n_lines: int) -> list[float]:
+    """How far below a `va="top"` anchor matplotlib puts the baseline of each of `n_lines` lines, in pixels
+    (for lines no taller than "lp"; several lines also get the font's line gap)."""
+    key = (fontsize, renderer.dpi, n_lines)
+    if key not in _BASELINES:
+        probe = Text(0, 0, "\n".join(["lp"] * n_lines), fontsize=fontsize, va="top", figure=fig)
+        _BASELINES[key] = [-y for _, _, (_, y) in probe._get_layout(renderer)[1]]
+    return _BASELINES[key]
+
+
+class _PieceLabels(Labels):
+    """`Labels` whose pieces make up words: `boxes()` gives one box per word (its pieces' union).
+
+    `joins[i]` is True when piece `i` continues the word of piece `i - 1` (no space between).
+    """
+
+    joins: list = []
+
+    def boxes(self, renderer=None):
+        words = []
+        for (text, box), join in zip(super().boxes(renderer), self.joins):
+            if join and words:
+                words[-1] = (words[-1][0] + text, Bbox.union([words[-1][1], box]))
+            else:
+                words.append((text, box))
+        return words
+
+
+class _GlyphLine(TextLine):
+    """A `TextLine` whose numbers are pasted digit by digit: a new number costs no text layout.
+
+    `TextLine` keeps the pixels of each word; a label whose number changes on every
+    update ("d_model=40,", "period 628.3") would still lay out and render a new word each
+    time (about 1 ms). Here every digit is a piece of its own and every other run of
+    characters another, each drawn from `Labels`' stamps at the pen position matplotlib's
+    layout gives it (the sum of the hinted advances before it; no kerning, which these
+    labels do not need), so after the first few updates nothing is rendered. Lines split
+    at a newline are spaced as matplotlib spaces them (with the font's line gap); `va` is "top".
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.words = _PieceLabels(self.words.get_transform(), fontsize=self.words.fontsize, color=self.words.color,
+                                  ha="left", va=self.words.va)
+
+    def _layout(self, renderer) -> None:
+        dpi, size = renderer.dpi, self.get_fontsize()
+        lp_h, lp_d = _lp_metrics(size, dpi)
+        x, y = self.get_transform().transform((self.x, self.y))  # display pixels
+        lines = self._text.split("\n")
+        baselines = _baselines(self.figure, renderer, size, len(lines))
+        pieces, xs, ys, joins = [], [], [], []
+        for line, baseline in zip(lines, baselines):
+            top = y - baseline + (lp_h - lp_d)  # the top of a stamp (va="top") is lp's ascent above its baseline
+            starts, pen = [], 0.0
+            for piece in _PIECES.findall(line):
+                starts.append(pen)
+                pen += sum(_advance(c, size, dpi) for c in piece)
+            left = {"left": x, "center": x - pen / 2, "right": x - pen}[self.ha]
+            join = False
+            for piece, start in zip(_PIECES.findall(line), starts):
+                if piece != " ":
+                    pieces.append(piece)
+                    xs.append(left + start)
+                    ys.append(top)
+                    joins.append(join)
+                join = piece != " "
+        self.words.set_labels(pieces, xs, ys)
+        self.words.joins = joins
+
+
+class _PastedLine(Line2D):
+    """A `Line2D` that keeps the pixels of its axes box per (data, canvas) and pastes them next time.
+
+    Only for a line drawn first onto a plain background inside its axes (it is clipped
+    to them), with nothing under it that changes: e.g. a dense wave that the other
+    controls do not change (1-2 ms to stroke at a device pixel ratio of 2).
+    """
+
+    _saved = None  # (key, saved region)
+
+    def draw(self, renderer):
+        if not self.get_visible() or not isinstance(renderer, RendererAgg) or not _drawing(renderer):
+            return super().draw(renderer)
+        box = self.axes.bbox
+        key = (renderer.width, renderer.height, renderer.dpi, np.asarray(self.get_xdata()).tobytes(),
+               np.asarray(self.get_ydata()).tobytes(), self.get_transform().get_affine().get_matrix().tobytes())
+        if self._saved is not None and self._saved[0] == key:
+            renderer.restore_region(self._saved[1])
+            self.stale = False
+            return
+        super().draw(renderer)
+        self._saved = (key, renderer.copy_from_bbox(box))
 
 
 # --------------------------------------------------------------------------- sinusoidal
@@ -102,13 +234,17 @@ class _SinusoidalPicture:
         for spine in ax.spines.values():  # the image would cover half of them: a frame drawn over it instead
             spine.set_visible(False)
         self.image = PixelImage(ax, matplotlib.colormaps[DIVERGING], vmin=-1, vmax=1)
-        self.lines = [ax.plot([], [], lw=1.2, color=colour)[0] for colour in _OKABE_ITO]
+        # the first column, sin(position), is the same for every d_model and base: its pixels are pasted
+        self.lines = [_PastedLine([], [], lw=1.2, color=_OKABE_ITO[0])]
+        ax.add_line(self.lines[0])
+        self.lines += [ax.plot([], [], lw=1.2, color=colour)[0] for colour in _OKABE_ITO[1:]]
         self.frame = Rectangle((0, 0), 1, 1, transform=ax.transAxes, fill=False, linewidth=0.8,
                                edgecolor="black", clip_on=False, zorder=3)
         ax.add_patch(self.frame)
-        self.wave_labels = [cached_text(fig, 0.775, 0.86 - 0.19 * row, color=colour, fontsize=8, va="top")
+        self.wave_labels = [fig.add_artist(_GlyphLine(0.775, 0.86 - 0.19 * row, fig.transFigure, color=colour,
+                                                      fontsize=8, ha="left", va="top"))
                             for row, colour in enumerate(_OKABE_ITO)]
-        self.title = fig.add_artist(TextLine(0.5, 0.975, fig.transFigure, fontsize=10, ha="center", va="top"))
+        self.title = fig.add_artist(_GlyphLine(0.5, 0.975, fig.transFigure, fontsize=10, ha="center", va="top"))
         self.x_ticks, self.y_ticks = Ticks(ax, "x", fontsize=_FONT), Ticks(ax, "y", fontsize=_FONT)
         dynamic = [self.image, *self.lines, self.frame, *self.wave_labels, self.title, *self.x_ticks.artists,
                    *self.y_ticks.artists]

@@ -348,3 +348,21 @@ def test_picture_and_its_tooltip_travel_in_one_message():
     assert len(picture_messages) == 1, sent
     assert "tooltip" in picture_messages[0], sent
     assert not [keys for keys in sent if keys == "tooltip" or keys == ["tooltip"]], sent
+
+
+@pytest.mark.parametrize("name", ["temperature_explorer", "multihead_explorer"])
+def test_the_picture_is_sent_before_its_text_alternative(name):
+    """The browser handles widget messages in order: the picture first, so that it starts
+    decoding before the text under it is laid out again; the text still follows at once."""
+    ex = EXPLORERS[name]()
+    order = []
+    for widget, label in ((ex.view, "picture"), (ex.alt, "alt")):
+        def record(key=None, _original=widget.send_state, _label=label):
+            order.append(_label)
+            return _original(key=key)
+
+        widget.send_state = record
+    control = next(iter(ex.controls.values()))
+    control.value = [v for v in control_values(control) if v != control.value][0]
+    assert order == ["picture", "alt"], order
+    assert ex.describe() in ex.alt.value and ex.view.tooltip == ex.describe()

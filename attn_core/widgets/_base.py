@@ -121,6 +121,8 @@ class Explorer(W.HBox):
         self._describe = describe
         self._before_render = before_render
         self._busy = False
+        self._alt_after_picture = False
+        self._alt_text = ""
         self._rendered_values = None
         self.n_renders = 0
         for control in self.controls.values():
@@ -155,8 +157,13 @@ class Explorer(W.HBox):
         """Re-render the picture for the current values."""
         values = self.values()
         png = figure_to_png(self._render_fn(**values))
-        with self.view.hold_sync():  # the picture and its tooltip (set by _on_picture) in one message: one decode
-            self.view.value = png
+        self._alt_after_picture = True
+        try:
+            with self.view.hold_sync():  # the picture and its tooltip (set by _on_picture) in one message: one decode
+                self.view.value = png
+        finally:
+            self._alt_after_picture = False
+        self._show_alt()  # after the picture's message: the browser starts decoding it before re-laying out the text
         self._rendered_values = values
         self.n_renders += 1
 
@@ -185,10 +192,15 @@ class Explorer(W.HBox):
         width = f"{self.natural_width()}px"
         self.view.layout.width = width
         self.picture.layout.width = width  # the text alternative wraps under the picture, not beside the controls
-        text = self.describe()
-        self.view.tooltip = text
+        self._alt_text = self.describe()
+        self.view.tooltip = self._alt_text
+        if not self._alt_after_picture:
+            self._show_alt()
+
+    def _show_alt(self) -> None:
+        """The text alternative under the picture (announced by screen readers: aria-live)."""
         self.alt.value = (f'<div aria-live="polite" style="font-size: 0.85em; line-height: 1.3">'
-                          f'{html.escape(text, quote=False)}</div>')
+                          f'{html.escape(self._alt_text, quote=False)}</div>')
 
     def _on_change(self, name: str) -> None:
         if self._busy:  # a dependent control changed inside before_render: one render covers it

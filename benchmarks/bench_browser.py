@@ -14,6 +14,11 @@ drawing in the kernel), the floor that widget messages, JupyterLab and Chromium 
 
     python benchmarks/bench_browser.py                      # all lessons, 20 changes each
     python benchmarks/bench_browser.py --lessons 04 06 --changes 10 --json out.json
+    python benchmarks/bench_browser.py --nagle       # without the jupyter_tcp_nodelay server extension
+
+The server runs as a learner's does: JupyterLab's default settings (windowing mode
+"contentVisibility") and the server extensions of this environment (`jupyter_tcp_nodelay`,
+which `make setup` enables; the first line printed says whether it was loaded).
 
 The library the kernel imports is the one on its `sys.path`: to measure another checkout
 (e.g. before a change), run with PYTHONPATH=<checkout> and --notebooks <checkout>/notebooks.
@@ -133,6 +138,9 @@ def main(argv=None) -> int:
     parser.add_argument("--timeout", type=float, default=8.0, help="seconds to wait for a new picture")
     parser.add_argument("--notebooks", type=Path, default=ROOT / "notebooks", help="folder of the lessons")
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
+    parser.add_argument("--nagle", action="store_true",
+                        help="disable the jupyter_tcp_nodelay server extension (Nagle's algorithm back on the "
+                             "kernel websockets, as in a plain jupyter_server): to measure what it saves")
     parser.add_argument("--no-baseline", dest="baseline", action="store_false",
                         help="skip the baseline (ready-made pictures swapped by a dropdown: the pipeline's floor)")
     args = parser.parse_args(argv)
@@ -151,8 +159,12 @@ def main(argv=None) -> int:
         (root / "notebooks").mkdir()
         for path in paths:
             shutil.copy(path, root / "notebooks" / path.name)
-        with jupyterlab_server(root) as server, chromium() as browser, \
+        extra = ('--ServerApp.jpserver_extensions={"jupyter_tcp_nodelay": False}',) if args.nagle else ()
+        with jupyterlab_server(root, extra_args=extra) as server, chromium() as browser, \
                 loopback_page(browser, viewport=VIEWPORT, device_scale_factor=DPR) as page:
+            nodelay = "TCP_NODELAY" in server.log.read_text(errors="replace")
+            print(f"server extension jupyter_tcp_nodelay: {'loaded' if nodelay else 'NOT loaded (Nagle on)'}",
+                  flush=True)
             lab = Lab(page, server)
             for path in paths:
                 rel = f"notebooks/{path.name}"

@@ -96,7 +96,7 @@ LAB_SETTINGS = {
 
 @contextlib.contextmanager
 def jupyterlab_server(root: Path, *, settings: dict = LAB_SETTINGS, startup_timeout: float = 90.0,
-                      app: str = "lab"):
+                      app: str = "lab", extra_args: tuple[str, ...] = ()):
     """Run `jupyter lab` (or, with `app="notebook"`, Jupyter Notebook 7, built on the same
     front-end) on 127.0.0.1 serving `root`; yield a `LabServer`, then stop it.
 
@@ -145,6 +145,7 @@ def jupyterlab_server(root: Path, *, settings: dict = LAB_SETTINGS, startup_time
         ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")  # CI runs as root
+    cmd += list(extra_args)
     with open(log, "wb") as out:
         process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=root,
                                    start_new_session=True)

@@ -263,3 +263,97 @@ def test_rope_explorer_refuses_bad_defaults(kwargs, error, words):
     with pytest.raises(error) as info:
         rope_explorer(**kwargs)
     assert words in str(info.value)
+
+
+# ----------------------------------------------------------------- issue 12: what an update no longer redraws
+
+
+def test_a_new_number_in_a_label_renders_no_text():
+    """Titles and wave labels paste digits from stamps: once every digit has been seen, a new
+    d_model lays out and renders no text (a word-by-word TextLine would render "d_model=72,")."""
+    from unittest import mock
+
+    from matplotlib.backends.backend_agg import RendererAgg
+
+    picture = _SinusoidalPicture()
+    for d_model in (4, 12, 36, 52, 64, 76, 92, 128):  # every digit (title and labels), "dim", "period", "," and "."
+        figure_to_png(picture.render(d_model=d_model, base=100000, n_positions=200, view="waves"))
+    with mock.patch.object(RendererAgg, "draw_text", autospec=True, side_effect=RendererAgg.draw_text) as draw_text:
+        figure_to_png(picture.render(d_model=72, base=100000, n_positions=200, view="waves"))
+    assert draw_text.call_count == 0
+    assert picture.title.get_text() == "sine columns, d_model=72, base=100,000"
+
+
+def test_pasted_labels_sit_where_matplotlib_puts_them():
+    """A wave label (two lines) and the title, drawn piece by piece, cover the same pixels as the
+    same text drawn by matplotlib (to within a device pixel)."""
+    from matplotlib.text import Text
+
+    picture = _SinusoidalPicture()
+    fig = picture.render(d_model=36, base=10, n_positions=200, view="waves")
+    fast = pixels(figure_to_png(fig))
+    for label in (*picture.wave_labels, picture.title):
+        label.set_visible(False)
+        fig.add_artist(Text(label.x, label.y, label.get_text(), fontsize=label.get_fontsize(), color=label.words.color,
+                            ha=label.ha, va="top", transform=fig.transFigure))
+    plain = pixels(figure_to_png(fig))
+    for array in (fast, plain):
+        assert array.shape == fast.shape
+    changed = np.abs(fast - plain).max(axis=-1) > 8
+    assert changed.mean() < 0.01  # glyph edges only
+    for rows, cols in ((slice(0, 60), slice(None)), (slice(100, 500), slice(700, None))):  # title; wave labels
+        ink_fast = np.argwhere(fast[rows, cols].min(axis=-1) < 200)
+        ink_plain = np.argwhere(plain[rows, cols].min(axis=-1) < 200)
+        assert len(ink_fast) and len(ink_plain)
+        assert np.abs(ink_fast.min(axis=0) - ink_plain.min(axis=0)).max() <= 1
+        assert np.abs(ink_fast.max(axis=0) - ink_plain.max(axis=0)).max() <= 1
+
+
+def test_the_first_wave_is_pasted_and_the_update_equals_a_fresh_picture():
+    """sin(position) does not depend on d_model or base: a second draw at the same positions pastes it
+    (no stroke of its 200 points), and the picture equals one drawn from scratch."""
+    from unittest import mock
+
+    from matplotlib.backends.backend_agg import RendererAgg
+    from matplotlib.colors import to_rgb
+
+    ex = sinusoidal_explorer(view="waves", d_model=36, n_positions=200, base=1000)
+    picture = ex._render_fn.__self__
+    colours = []
+    original = RendererAgg.draw_path
+
+    def draw_path(self, gc, path, transform, rgbFace=None):
+        colours.append(tuple(round(c, 3) for c in gc.get_rgb()[:3]))
+        return original(self, gc, path, transform, rgbFace)
+
+    with mock.patch.object(RendererAgg, "draw_path", draw_path):
+        ex.controls["d_model"].value = 40
+    first, second = (tuple(round(c, 3) for c in to_rgb(line.get_color())) for line in picture.lines[:2])
+    assert second in colours and first not in colours  # the second wave stroked, the first pasted
+    fresh = pixels(figure_to_png(render_sinusoidal(d_model=40, base=1000, n_positions=200, view="waves")))
+    assert (np.abs(pixels(ex.view.value) - fresh).max(axis=-1) > 8).mean() < 0.001
+
+
+@pytest.mark.parametrize("make", [lambda: sinusoidal_explorer(), lambda: rope_explorer()])
+def test_no_background_fill_under_the_pasted_backdrop(make):
+    """An update does not fill the whole canvas with white first: the Backdrop's pixels cover it."""
+    from unittest import mock
+
+    from matplotlib.backends.backend_agg import RendererAgg
+
+    ex = make()
+    fills = []
+    original = RendererAgg.draw_path
+
+    def draw_path(self, gc, path, transform, rgbFace=None):
+        box = path.get_extents(transform)
+        if rgbFace is not None and box.width >= self.width - 1 and box.height >= self.height - 1:
+            fills.append(box)
+        return original(self, gc, path, transform, rgbFace)
+
+    control = next(iter(ex.controls.values()))
+    with mock.patch.object(RendererAgg, "draw_path", draw_path):
+        control.value = control.max if hasattr(control, "max") else control.options[-1][1]
+    assert fills == []
+    fresh = pixels(figure_to_png(ex.figure()))  # same values: a draw now, still white around the picture
+    assert (fresh[0, 0] == 255).all() and (fresh[-1, -1] == 255).all()

@@ -357,3 +357,18 @@ def test_no_background_fill_under_the_pasted_backdrop(make):
     assert fills == []
     fresh = pixels(figure_to_png(ex.figure()))  # same values: a draw now, still white around the picture
     assert (fresh[0, 0] == 255).all() and (fresh[-1, -1] == 255).all()
+
+
+def test_rope_titles_render_no_text_for_new_numbers():
+    """RoPE's titles paste digits too: once every digit was seen, a new score draws no text."""
+    from unittest import mock
+
+    from matplotlib.backends.backend_agg import RendererAgg
+
+    picture = _RopePicture()
+    for m, n, pair in [(0, 1, 0), (2, 3, 1), (4, 5, 2), (6, 7, 3), (8, 9, 4), (19, 28, 5), (30, 31, 6)]:
+        figure_to_png(picture.render(m=m, n=n, pair=pair, base=10000))
+    with mock.patch.object(RendererAgg, "draw_text", autospec=True, side_effect=RendererAgg.draw_text) as draw_text:
+        figure_to_png(picture.render(m=13, n=27, pair=2, base=10000))
+    assert draw_text.call_count == 0
+    assert picture.curve_title.get_text().startswith("m=13, n=27: score ")

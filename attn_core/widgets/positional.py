@@ -496,7 +496,7 @@ class _RopePicture:
                                                  (_Q_COLOUR, 1.0, 2.5), (_K_COLOUR, 1.0, 2.5))]
         for arrow in self.arrows:
             ax_plane.add_patch(arrow)
-        self.plane_title = fig.add_artist(TextLine(0.18, 0.975, fig.transFigure, fontsize=_FONT, ha="center", va="top"))
+        self.plane_title = fig.add_artist(_GlyphLine(0.18, 0.975, fig.transFigure, fontsize=_FONT, ha="center", va="top"))
         ax_curve.set_xlabel("offset n - m", fontsize=_FONT)
         ax_curve.set_ylabel("score", fontsize=_FONT)
         ax_curve.set_xlim(-_ROPE_MAX_POS - 1, _ROPE_MAX_POS + 1)
@@ -506,7 +506,7 @@ class _RopePicture:
         self.curve, = ax_curve.plot([], [], color="#555555", lw=1.2)
         self.offset_line, = ax_curve.plot([], [], color=_Q_COLOUR, lw=0.8, ls="--")
         self.marker, = ax_curve.plot([], [], "o", color=_K_COLOUR, markersize=7)
-        self.curve_title = fig.add_artist(TextLine(0.715, 0.975, fig.transFigure, fontsize=10, ha="center", va="top"))
+        self.curve_title = fig.add_artist(_GlyphLine(0.715, 0.975, fig.transFigure, fontsize=10, ha="center", va="top"))
         dynamic = [self.trail, *self.cross, *self.arrows, self.plane_title, self.curve, self.offset_line,
                    self.marker, self.curve_title]
         self.backdrop = Backdrop(fig, [ax_curve], dynamic)

@@ -294,6 +294,8 @@ def test_saved_pixels_draw_what_a_plain_draw_draws(make):
     for text in [*fig.artists, *(t for ax in fig.axes for t in [*ax.texts, *ax.artists])]:
         if isinstance(text, _CachedText):
             text._pixels.clear()
+    for artist in fig.findobj(lambda a: hasattr(a, "forget_pixels")):  # saved lines and regions of heads
+        artist.forget_pixels()
     plain, plain_inline = figure_to_png(fig), print_figure(fig, "png", bbox_inches="tight")
     for a, b in ((fast, plain), (fast_inline, plain_inline)):
         a, b = pixels(a), pixels(b)
@@ -301,6 +303,85 @@ def test_saved_pixels_draw_what_a_plain_draw_draws(make):
         assert (np.abs(a - b).max(axis=-1) > 8).mean() < 1e-3
     width = pixels(fast_inline).shape[1]
     assert width > 0.9 * pixels(fast).shape[1]  # the inline crop kept the axis labels
+
+
+@pytest.mark.parametrize("make", [gqa_explorer, online_softmax_explorer])
+def test_a_change_renders_no_text(make, monkeypatch):
+    """Issue 12: rendering text costs about 1 ms a word. Every word, digit and tick label an
+    update can show is rendered when the explorer is built; a change only pastes pixels."""
+    from matplotlib.backends.backend_agg import RendererAgg
+    from test_widgets import control_values
+
+    ex = make()
+    rendered = []
+    draw_text = RendererAgg.draw_text
+
+    def counting(self, gc, x, y, s, *args, **kwargs):
+        rendered.append(s)
+        return draw_text(self, gc, x, y, s, *args, **kwargs)
+
+    monkeypatch.setattr(RendererAgg, "draw_text", counting)
+    renders = ex.n_renders
+    for _ in range(2):
+        for control in ex.controls.values():
+            for value in control_values(control):
+                control.value = value
+    assert ex.n_renders > renders + 20  # the sweep did redraw the picture ...
+    assert rendered == []  # ... without rendering any text
+
+
+def test_pasted_line_draws_what_a_text_line_draws():
+    """`_PastedLine` (numbers drawn digit by digit, composed over white, pasted) gives the pixels
+    of a `TextLine` (whole words blended one by one) up to a shift of one device pixel (a
+    digit rendered alone starts on a whole pixel, inside a word it may not), also when pasted
+    again from its cache."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from attn_core.viz import explorer_figure
+    from attn_core.widgets._labels import TextLine
+    from attn_core.widgets.inference import _PastedLine
+
+    def pixels(kind, text, ha, fontsize):
+        fig = explorer_figure((7.6, 1.0))
+        FigureCanvasAgg(fig)
+        line = fig.add_artist(kind(0.5, 0.5, fig.transFigure, fontsize=fontsize, ha=ha, va="center"))
+        line.set_text(text)
+        fig.canvas.draw()
+        first = np.asarray(fig.canvas.buffer_rgba()).copy()
+        fig.canvas.draw()  # a _PastedLine: from its saved block
+        return first, np.asarray(fig.canvas.buffer_rgba()).copy()
+
+    for text, ha, fontsize in [("after block 3 of 4 (9 of 12 scores read): m = -1.234, l = 20.517", "center", 10),
+                               ("16.0 GiB (25%)", "left", 9), ("kv31", "center", 8),
+                               ("2 x 32 layers x 8 x 128 x 131,072 tokens x 2 bytes = 16.0 GiB", "center", 9)]:
+        expected, _ = pixels(TextLine, text, ha, fontsize)
+        first, again = pixels(_PastedLine, text, ha, fontsize)
+        assert (expected[..., :3] < 128).any()  # there is text to compare
+        expected = expected[..., :3].astype(int)
+        shifted = np.stack([np.roll(expected, s, axis=1) for s in (-1, 0, 1)])  # one pixel left, none, right
+        lo, hi = shifted.min(axis=0) - 8, shifted.max(axis=0) + 8
+        for got in (first, again):
+            got = got[..., :3].astype(int)
+            assert ((got < lo) | (got > hi)).sum() == 0, text
+            assert (got < 128).sum() == pytest.approx((expected < 128).sum(), rel=0.1)  # as much ink
+
+
+def test_bars_drawn_together_are_the_bars_drawn_one_by_one():
+    """The online-softmax bars are drawn as one collection read from the `Rectangle`s the tests
+    inspect; drawing the rectangles themselves gives the same picture."""
+    from attn_core.viz import figure_to_png
+    from attn_core.widgets.inference import _DrawnTogether
+
+    ex = online_softmax_explorer(scores="first 4 masked (-inf)", block_size=5, blocks_read=2)
+    fig = ex.figure()
+    together = np.asarray(fig.canvas.buffer_rgba()).copy() if figure_to_png(fig) else None
+    groups = fig.findobj(_DrawnTogether)
+    assert len(groups) == 2
+    for group in groups:
+        group.set_visible(False)  # each rectangle draws itself
+    figure_to_png(fig)
+    one_by_one = np.asarray(fig.canvas.buffer_rgba()).copy()
+    assert (together != one_by_one).any(axis=-1).mean() < 1e-4
 
 
 # ------------------------------------------------------------------ issue 12: sharp, in place, described, readable

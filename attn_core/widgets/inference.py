@@ -15,22 +15,288 @@ alternative).
 
 from __future__ import annotations
 
+import collections
+import functools
 import math
 
 import ipywidgets as W
 import matplotlib
 import numpy as np
+from matplotlib.artist import Artist
+from matplotlib.backends.backend_agg import RendererAgg
 from matplotlib.collections import LineCollection, PolyCollection
+from matplotlib.font_manager import FontProperties
 from matplotlib.patches import Rectangle
+from matplotlib.transforms import Bbox, IdentityTransform
 
 from .._arrays import check_positive_int
 from ..kv_cache import kv_cache_bytes
 from ..viz import CMAP, explorer_figure
 from ._base import Explorer, restrict_options
-from ._figure import Backdrop, cached_text
-from ._labels import TextLine, Ticks
+from ._figure import Backdrop
+from ._labels import Labels, TextLine, Ticks
+from ._pixels import _drawing
 
 __all__ = ["gqa_explorer", "online_softmax_explorer"]
+
+
+
+# ---------------------------------------------------------------------------------------
+# drawing helpers: what both explorers redraw on every update, pasted as saved pixels
+# ---------------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=8)
+def _probe(dpi: float) -> RendererAgg:
+    return RendererAgg(1, 1, dpi)
+
+
+@functools.lru_cache(maxsize=4096)
+def _ink_width(text: str, fontsize: float, dpi: float) -> float:
+    """The width in pixels of `text`'s ink, as matplotlib lays it out (what a `Labels` stamp measures)."""
+    return _probe(dpi).get_text_width_height_descent(text, FontProperties(size=fontsize), False)[0]
+
+
+_OVER_WHITE: dict = {}  # id(stamp pixels) -> (the pixels, kept alive, and their grey level over white)
+
+
+def _over_white(pixels: np.ndarray) -> np.ndarray:
+    """A black stamp (premultiplied RGBA, colour 0) over white: `255 - alpha`, what `Labels` blends onto white."""
+    saved = _OVER_WHITE.get(id(pixels))
+    if saved is None or saved[0] is not pixels:
+        if len(_OVER_WHITE) >= 4096:
+            _OVER_WHITE.clear()
+        saved = _OVER_WHITE[id(pixels)] = (pixels, 255 - pixels[..., 3])
+    return saved[1]
+
+
+class _PastedLine(TextLine):
+    """A black `TextLine` on a plain white background, pasted as one block of pixels.
+
+    Numbers ("0.960,", "(25%)") are drawn character by character at the places matplotlib's
+    layout of the whole word gives them, so a new number costs no text rendering: the
+    pixels of each character are rendered once (`Labels` stamps) and reused, whereas a
+    stamp per new number costs about 1 ms. The pieces are composed over white in numpy
+    (`255 - alpha`, what `Labels` blends onto white for black text) and the block is pasted in one
+    copy; the block of every line drawn is kept (per text and place, at most 256), so a
+    line shown again is a single copy. Other words are whole-word stamps, as in `TextLine`.
+
+    Only where nothing else is drawn under the line: the block paints its whole box white.
+    `words` still holds whole words (their boxes are what a layout check measures).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.words.color != (0.0, 0.0, 0.0, 1.0):
+            raise ValueError(f"color must be black for a _PastedLine, got {self.words.color!r}")
+        self.pieces = Labels(IdentityTransform(), fontsize=self.get_fontsize(), color=self.words.color, ha="left",
+                             va=self.words.va)
+        self._blocks: dict = {}
+
+    def forget_pixels(self) -> None:
+        """Drop the saved blocks (the next draw composes every line again)."""
+        self._blocks.clear()
+
+    def set_position(self, xy) -> None:
+        self.x, self.y = (float(v) for v in xy)
+        self.stale = True
+
+    @staticmethod
+    def _split(word: str) -> list[str]:
+        """The pieces a word is drawn in: its characters if it holds a digit, else the whole word."""
+        return list(word) if any(c.isdigit() for c in word) else [word]
+
+    def prepare(self, texts, dpi: float) -> None:
+        """Render the pieces of `texts` now (at `dpi`), so that showing them later renders no text."""
+        for text in texts:
+            for word in text.split(" "):
+                for piece in self._split(word) if word else []:
+                    self.pieces._stamp(piece, dpi, self.pieces.color)
+
+    def _layout(self, renderer) -> None:
+        """Words (`self.words`) and the pieces drawn (`self.pieces`: numbers split), in display pixels."""
+        words = [w for w in self._text.split(" ") if w]
+        size, dpi = self.get_fontsize(), renderer.dpi
+        space = _ink_width("x x", size, dpi) - 2 * _ink_width("x", size, dpi)
+        starts, pieces, xs, x = [], [], [], 0.0
+        for word in words:
+            starts.append(x)
+            split = self._split(word)
+            if len(split) > 1:  # each character where the word's layout puts its ink
+                for i, c in enumerate(split):
+                    pieces.append(c)
+                    xs.append(x + _ink_width(word[:i + 1], size, dpi) - _ink_width(c, size, dpi))
+            else:
+                pieces.append(word)
+                xs.append(x)
+            x += _ink_width(word, size, dpi) + space
+        total = x - space if words else 0.0
+        ax, ay = self.get_transform().transform((self.x, self.y))
+        left = {"left": ax, "center": ax - total / 2, "right": ax - total}[self.ha]
+        self.words.set_labels(words, left + np.asarray(starts), np.full(len(words), ay))
+        self.pieces.set_labels(pieces, left + np.asarray(xs), np.full(len(pieces), ay))
+
+    def draw(self, renderer):
+        if not self.get_visible() or not self._text:
+            return
+        if not isinstance(renderer, RendererAgg) or not _drawing(renderer):
+            return super().draw(renderer)
+        place = tuple(self.get_transform().transform((self.x, self.y)))
+        key = (renderer.width, renderer.height, renderer.dpi, self._text, place)
+        canvas = np.asarray(renderer.buffer_rgba())  # (height, width, 4), top row first
+        saved = self._blocks.get(key)
+        if saved is None:
+            self._layout(renderer)
+            saved = self._compose(self.pieces._placements(renderer.dpi, renderer.height), canvas.shape[:2])
+            if len(self._blocks) >= 256:
+                self._blocks.clear()
+            self._blocks[key] = saved
+        if saved is not None:
+            (r0, c0), block = saved
+            canvas[r0:r0 + block.shape[0], c0:c0 + block.shape[1]] = block
+        self.stale = False
+
+    @staticmethod
+    def _compose(placements, shape):
+        """`((top, left), block)`: the pieces over white in one (h, w, 4) uint8 block, clipped to the canvas."""
+        if not placements:
+            return None
+        height, width = shape
+        r0 = max(min(top for _, _, top in placements), 0)
+        c0 = max(min(left for _, left, _ in placements), 0)
+        r1 = min(max(top + stamp[3][1] for stamp, _, top in placements), height)
+        c1 = min(max(left + stamp[3][0] for stamp, left, _ in placements), width)
+        if r1 <= r0 or c1 <= c0:
+            return None
+        grey = np.full((r1 - r0, c1 - c0), 255, np.uint8)  # black text over white: one grey level per pixel
+        for (pixels, _, _, (w, h), _, _), left, top in placements:
+            a0, a1, b0, b1 = max(top, r0), min(top + h, r1), max(left, c0), min(left + w, c1)
+            if a1 <= a0 or b1 <= b0:
+                continue
+            over_white = _over_white(pixels)[a0 - top:a1 - top, b0 - left:b1 - left]
+            target = grey[a0 - r0:a1 - r0, b0 - c0:b1 - c0]
+            np.minimum(target, over_white, out=target)  # where pieces touch, the darker pixel wins
+        block = np.empty((*grey.shape, 4), np.uint8)
+        block[..., :3] = grey[..., None]
+        block[..., 3] = 255
+        return (r0, c0), block
+
+
+class _SavedRegion(Artist):
+    """Artists of one Axes that depend only on `key`: drawn once per key, their pixels pasted after that.
+
+    `render` sets `key` (e.g. the head counts) along with the artists. On an Agg canvas the
+    region's pixels (`box`, in data coordinates, with whatever static pixels lie under it)
+    are saved after the first draw for a key and pasted for it later, and the members skip
+    their own draw; up to `max_saved` keys are kept (least recently used dropped). Only when
+    no other changing artist is drawn inside `box`. Elsewhere (other canvases) the members
+    draw themselves.
+    """
+
+    def __init__(self, ax, members, box, max_saved: int = 24):
+        super().__init__()
+        self.members, self.box, self.max_saved = list(members), box, max_saved
+        self.key = None
+        self._saved: collections.OrderedDict = collections.OrderedDict()
+        self._handled_by = None  # the renderer this region drew its members into, during one draw
+        self._own_draws = []
+        self.set_zorder(min(m.get_zorder() for m in self.members) - 0.01)  # just before its members
+        self.set_transform(ax.transData)
+        ax.add_artist(self)
+        for member in sorted(self.members, key=lambda m: m.get_zorder()):
+            own = member.draw
+            self._own_draws.append(own)
+
+            def draw(renderer, own=own):
+                if self._handled_by is not renderer:
+                    own(renderer)
+
+            member.draw = draw
+
+    def forget_pixels(self) -> None:
+        self._saved.clear()
+
+    def draw(self, renderer):
+        self._handled_by = None
+        if (not self.get_visible() or self.key is None or not isinstance(renderer, RendererAgg)
+                or not _drawing(renderer)):
+            return
+        x0, y0, x1, y1 = self.box
+        box = Bbox(self.get_transform().transform([(x0, y0), (x1, y1)]))
+        box = Bbox.from_extents(math.floor(box.xmin), math.floor(box.ymin), math.ceil(box.xmax), math.ceil(box.ymax))
+        key = (renderer.width, renderer.height, renderer.dpi, self.key)
+        region = self._saved.get(key)
+        if region is None:
+            for own, member in zip(self._own_draws, sorted(self.members, key=lambda m: m.get_zorder())):
+                if member.get_visible():
+                    own(renderer)
+            self._saved[key] = renderer.copy_from_bbox(box)
+            while len(self._saved) > self.max_saved:
+                self._saved.popitem(last=False)
+        else:
+            renderer.restore_region(region)
+            self._saved.move_to_end(key)
+        self._handled_by = renderer
+        self.stale = False
+
+
+class _DrawnTogether(Artist):
+    """Rectangles of one Axes (e.g. bars) drawn in one collection call instead of one call each.
+
+    A `Rectangle` costs about 0.07 ms to draw on its own (graphics context, transform,
+    path); twelve bars drawn as one `PolyCollection` cost about as much as one. The
+    rectangles stay the model: every draw reads their corners, colours and edges, so what
+    is drawn is what they hold. On an Agg canvas their own `draw` is skipped; elsewhere
+    (vector output) they draw themselves.
+    """
+
+    def __init__(self, ax, rectangles):
+        super().__init__()
+        self.rectangles = list(rectangles)
+        first = self.rectangles[0]
+        self.collection = PolyCollection([], transform=ax.transData, joinstyle=first.get_joinstyle(),
+                                         capstyle=first.get_capstyle())
+        self.collection.set_figure(ax.figure)
+        self.collection.axes = ax
+        self.collection.set_clip_path(first.get_clip_path())
+        self.collection.set_clip_box(first.get_clip_box())
+        self._handled_by = None
+        self.set_zorder(first.get_zorder() - 0.01)
+        ax.add_artist(self)
+        for rectangle in self.rectangles:
+            own = rectangle.draw
+
+            def draw(renderer, own=own):
+                if self._handled_by is not renderer:
+                    own(renderer)
+
+            rectangle.draw = draw
+
+    def draw(self, renderer):
+        self._handled_by = None
+        if not self.get_visible() or not isinstance(renderer, RendererAgg) or not _drawing(renderer):
+            return
+        shown = [r for r in self.rectangles if r.get_visible()]
+        corners = [((r.get_x(), r.get_y()), (r.get_x() + r.get_width(), r.get_y()),
+                    (r.get_x() + r.get_width(), r.get_y() + r.get_height()), (r.get_x(), r.get_y() + r.get_height()))
+                   for r in shown]
+        self.collection.set_verts(corners)
+        self.collection.set_facecolor([r.get_facecolor() for r in shown])
+        self.collection.set_edgecolor([r.get_edgecolor() for r in shown])
+        self.collection.set_linewidth([r.get_linewidth() for r in shown])
+        self.collection.draw(renderer)
+        self._handled_by = renderer
+        self.stale = False
+
+
+def _skip_figure_background(fig, backdrop: Backdrop) -> None:
+    """Do not paint the figure's white background where the `Backdrop` pastes its saved pixels over all of it."""
+    own = fig.patch.draw
+
+    def draw(renderer):
+        if not (backdrop.get_visible() and backdrop.fits(renderer) and _drawing(renderer)):
+            own(renderer)
+
+    fig.patch.draw = draw
 
 
 # ---------------------------------------------------------------------------------------
@@ -141,19 +407,25 @@ def gqa_explorer(n_heads: int = 8, n_kv_heads: int = 2, T: int = 4096) -> Explor
     links = LineCollection([], linewidths=1.0)
     for artist in (links, q_boxes, k_boxes):
         ax.add_collection(artist)
-    # Only the first and last head are labelled: every label costs about 2 ms per update.
-    q_first, q_last, k_first, k_last = (cached_text(ax, 0, 0, ha="center", va="center", fontsize=8) for _ in range(4))
-    title = ax.add_artist(TextLine(width / 2, 8, ax.transData, fontsize=10, ha="center", va="top"))  # word by word
+    # Only the first and last head are labelled (a picture of 32 labels would be unreadable)
+    q_first, q_last, k_first, k_last = (ax.add_artist(_PastedLine(0, 0, ax.transData, fontsize=8, ha="center",
+                                                                  va="center")) for _ in range(4))
+    title = ax.add_artist(_PastedLine(width / 2, 8, ax.transData, fontsize=10, ha="center", va="top"))
     bar_mha = Rectangle((bx0, by_mha), bx1 - bx0, bar_h, facecolor=cmap(0.25), edgecolor="black", linewidth=0.6)
     bar_this = Rectangle((bx0, by_this), bx1 - bx0, bar_h, facecolor=cmap(0.75), edgecolor="black", linewidth=0.6)
     ax.add_patch(bar_mha)
     ax.add_patch(bar_this)
-    value_mha = cached_text(ax, bx1 + 6, by_mha + bar_h / 2, ha="left", va="center", fontsize=9)
-    value_this = cached_text(ax, 0, by_this + bar_h / 2, ha="left", va="center", fontsize=9)
-    footer = ax.add_artist(TextLine(width / 2, height - 6, ax.transData, fontsize=9, ha="center", va="bottom"))
-    dynamic = [q_boxes, k_boxes, links, q_first, q_last, k_first, k_last, title, bar_mha, bar_this, value_mha,
-               value_this, footer]
+    value_mha = ax.add_artist(_PastedLine(bx1 + 6, by_mha + bar_h / 2, ax.transData, fontsize=9, ha="left",
+                                          va="center"))
+    value_this = ax.add_artist(_PastedLine(0, by_this + bar_h / 2, ax.transData, fontsize=9, ha="left", va="center"))
+    footer = ax.add_artist(_PastedLine(width / 2, height - 6, ax.transData, fontsize=9, ha="center", va="bottom"))
+    # the heads, links and their labels depend on (n_heads, n_kv_heads) only: drawn once per pair, then pasted
+    heads = _SavedRegion(ax, [links, q_boxes, k_boxes, q_first, q_last, k_first, k_last],
+                         box=(x0 - 8, yq - 16, x1 + 8, yk + box_h + 14))
+    dynamic = [heads, q_boxes, k_boxes, links, q_first, q_last, k_first, k_last, title, bar_mha, bar_this,
+               value_mha, value_this, footer]
     backdrop = Backdrop(fig, static, dynamic)
+    _skip_figure_background(fig, backdrop)
 
     def boxes(n: int, y: float):
         slot = (x1 - x0) / n
@@ -162,8 +434,32 @@ def gqa_explorer(n_heads: int = 8, n_kv_heads: int = 2, T: int = 4096) -> Explor
         corners = [[(c - w / 2, y), (c + w / 2, y), (c + w / 2, y + box_h), (c - w / 2, y + box_h)] for c in centres]
         return centres, corners
 
-    def render(n_heads, n_kv_heads, T):
-        backdrop.ensure("static")
+    def words(n_heads, n_kv_heads, T) -> dict:
+        """The changing lines of text, by the artist that shows them."""
+        mha = kv_cache_bytes(n_kv_heads=n_heads, T=T, **PAPER_MODEL)
+        mem = kv_cache_bytes(n_kv_heads=n_kv_heads, T=T, **PAPER_MODEL)
+        return {
+            title: f"{_attention_kind(n_heads, n_kv_heads)}: {n_heads} query heads share {n_kv_heads} "
+                   f"key/value head{'s' if n_kv_heads > 1 else ''}, {n_heads // n_kv_heads} per group",
+            value_mha: _gib(mha),
+            value_this: f"{_gib(mem)} ({mem / mha:.0%})",
+            footer: f"2 x 32 layers x {n_kv_heads} x 128 x {T:,} tokens x 2 bytes = {_gib(mem)}",
+        }
+
+    # every word and digit any update shows, rendered now (about 1 ms each) rather than on a first change
+    for n in HEAD_COUNTS:
+        for line in (q_first, q_last):
+            line.prepare([f"q{n - 1}"], fig.dpi)
+        for line in (k_first, k_last):
+            line.prepare([f"kv{n - 1}"], fig.dpi)
+        for n_kv in kv_head_choices(n):
+            for t in CONTEXTS:
+                for line, text in words(n, n_kv, t).items():
+                    line.prepare([text], fig.dpi)
+
+    def set_heads(n_heads, n_kv_heads):
+        """The boxes, links and head labels (set only when the pair changes: they depend on nothing else)."""
+        heads.key = (n_heads, n_kv_heads)
         groups = kv_groups(n_heads, n_kv_heads)
         qc, qr = boxes(n_heads, yq)
         kc, kr = boxes(n_kv_heads, yk)
@@ -181,16 +477,16 @@ def gqa_explorer(n_heads: int = 8, n_kv_heads: int = 2, T: int = 4096) -> Explor
             text.set_visible(len(centres) > 1)
             text.set_position((centres[-1], y))
             text.set_text(f"{prefix}{len(centres) - 1}")
-        group = n_heads // n_kv_heads
-        title.set_text(f"{_attention_kind(n_heads, n_kv_heads)}: {n_heads} query heads share {n_kv_heads} "
-                       f"key/value head{'s' if n_kv_heads > 1 else ''}, {group} per group")
-        mha = kv_cache_bytes(n_kv_heads=n_heads, T=T, **PAPER_MODEL)
-        mem = kv_cache_bytes(n_kv_heads=n_kv_heads, T=T, **PAPER_MODEL)
-        bar_this.set_width((bx1 - bx0) * mem / mha)
-        value_mha.set_text(_gib(mha))
-        value_this.set_position((bx0 + (bx1 - bx0) * mem / mha + 6, by_this + bar_h / 2))
-        value_this.set_text(f"{_gib(mem)} ({mem / mha:.0%})")
-        footer.set_text(f"2 x 32 layers x {n_kv_heads} x 128 x {T:,} tokens x 2 bytes = {_gib(mem)}")
+
+    def render(n_heads, n_kv_heads, T):
+        backdrop.ensure("static")
+        if heads.key != (n_heads, n_kv_heads):
+            set_heads(n_heads, n_kv_heads)
+        for line, text in words(n_heads, n_kv_heads, T).items():
+            line.set_text(text)
+        share = n_kv_heads / n_heads  # the cache with n_kv_heads over multi-head attention's
+        bar_this.set_width((bx1 - bx0) * share)
+        value_this.set_position((bx0 + (bx1 - bx0) * share + 6, by_this + bar_h / 2))
         return fig
 
     return Explorer(controls, render, before_render=before_render, describe=describe_gqa,
@@ -330,7 +626,10 @@ def online_softmax_explorer(scores: str = "random", block_size: int = 4, blocks_
     bars_s = ax_s.bar(j, np.zeros(N_SCORES), width=0.75, color=colour_unread, edgecolor="black", linewidth=0.4)
     (max_line,) = ax_s.plot([-0.5, N_SCORES - 0.5], [0, 0], ls="--", color="black", lw=1.0)
     (masked_marks,) = ax_s.plot([], [], ls="none", marker="x", color="black", ms=6)
-    separators = [ax.axvline(0, color="grey", lw=0.8, ls=":") for ax in (ax_s, ax_p) for _ in range(N_SCORES)]
+    # block boundaries: one collection of dotted vertical lines per panel (one draw call, not one per line)
+    separators = [ax.add_collection(LineCollection([], colors="grey", linewidths=0.8, linestyles=":",
+                                                   transform=ax.get_xaxis_transform()), autolim=False)
+                  for ax in (ax_s, ax_p)]
     ax_s.set_ylabel("score x_j", labelpad=30)  # room for our own y tick labels
     ax_s.set_xlim(-0.5, N_SCORES - 0.5)
     zero = ax_s.axhline(0, color="black", lw=0.5)
@@ -342,17 +641,19 @@ def online_softmax_explorer(scores: str = "random", block_size: int = 4, blocks_
     ax_p.set_xticks(j)
     legend = ax_p.legend(loc="upper left", fontsize=8, frameon=False)
     # the two lines of numbers change on every update: drawn word by word from cached word pixels
-    text_top = fig.add_artist(TextLine(0.5, 0.975, fig.transFigure, fontsize=10, ha="center", va="top"))
-    text_mid = fig.add_artist(TextLine(0.5, 0.905, fig.transFigure, fontsize=9, ha="center", va="top"))
+    text_top = fig.add_artist(_PastedLine(0.5, 0.975, fig.transFigure, fontsize=10, ha="center", va="top"))
+    text_mid = fig.add_artist(_PastedLine(0.5, 0.905, fig.transFigure, fontsize=9, ha="center", va="top"))
     # lines the bars touch are drawn over them on every update, as a full draw layers them
     floor = ax_p.axhline(0, color="black", lw=matplotlib.rcParams["axes.linewidth"])  # the bottom panel's x axis
     # y ticks of our own (cached labels): the y-ranges change with the row of scores, the pasted frames do not
     ax_s.set_yticks([])
     ax_p.set_yticks([])
     y_ticks = [Ticks(ax, "y", fontsize=10) for ax in (ax_s, ax_p)]  # 10 pt: as the x tick labels
-    dynamic = [*bars_s, *bars_p, max_line, masked_marks, *separators, full_marks, text_top, text_mid, zero, floor,
-               *(artist for ticks in y_ticks for artist in ticks.artists)]
+    bar_groups = [_DrawnTogether(ax_s, bars_s), _DrawnTogether(ax_p, bars_p)]
+    dynamic = [*bar_groups, *bars_s, *bars_p, max_line, masked_marks, *separators, full_marks, text_top, text_mid,
+               zero, floor, *(artist for ticks in y_ticks for artist in ticks.artists)]
     backdrop = Backdrop(fig, [ax_s, ax_p, legend], dynamic)
+    _skip_figure_background(fig, backdrop)
 
     def limits(scores: str):
         """Fixed y-ranges per row of scores, so the axes (drawn once) fit every step and block size."""
@@ -363,6 +664,11 @@ def online_softmax_explorer(scores: str = "random", block_size: int = 4, blocks_
         return (low, high), (0.0, 1.08 * top)
 
     y_ranges = {name: limits(name) for name in SCORE_PRESETS}
+    for ylim_s, ylim_p in y_ranges.values():  # every row's tick labels rendered now, not on its first showing
+        for ticks, ylim, integer in ((y_ticks[0], ylim_s, True), (y_ticks[1], ylim_p, False)):
+            ticks.set(*ylim, n_bins=4, integer=integer)
+            for text in ticks.labels.texts:
+                ticks.labels._stamp(text, fig.dpi, ticks.labels.color)
 
     def set_limits(scores: str) -> None:
         ylim_s, ylim_p = y_ranges[scores]
@@ -389,37 +695,50 @@ def online_softmax_explorer(scores: str = "random", block_size: int = 4, blocks_
         masked_marks.set_data(j[~finite], np.full(int((~finite).sum()), ax_s.get_ylim()[0] + 0.25))
         m = state["m"]
         max_line.set_ydata([m, m] if np.isfinite(m) else [np.nan, np.nan])
-        bounds = list(range(block_size, N_SCORES, block_size)) * 2  # the same boundaries in both panels
-        per_panel = N_SCORES
-        for i, line in enumerate(separators):
-            panel_i = i % per_panel
-            n_bounds = len(bounds) // 2
-            line.set_visible(panel_i < n_bounds)
-            if panel_i < n_bounds:
-                line.set_xdata([bounds[panel_i] - 0.5] * 2)
+        bounds = range(block_size, N_SCORES, block_size)  # the same boundaries in both panels
+        for lines in separators:
+            lines.set_segments([[(b - 0.5, 0.0), (b - 0.5, 1.0)] for b in bounds])  # (x data, y axes 0..1)
         full = states[-1]["estimate"]
         full_marks.set_ydata(full)
         estimate = np.nan_to_num(state["estimate"], nan=0.0)
         for i, bar in enumerate(bars_p):
             bar.set_height(estimate[i])
             bar.set_facecolor(colour_now if read_before <= i < state["read"] else colour_read)
-        out_final = states[-1]["acc"] / states[-1]["l"]
-        if k == 0:
-            top = f"block size {block_size}: {n_blocks} block{'s' if n_blocks > 1 else ''}; nothing read yet (m = -inf, l = 0)"
-            mid = f"the full softmax needs every score; final output sum_j w_j v_j = {out_final:.3f}"
-        else:
-            top = (f"after block {k} of {n_blocks} ({state['read']} of {N_SCORES} scores read): "
-                   f"m = {_fmt(m)}, l = {state['l']:.3f}")
-            partial = state["acc"] / state["l"] if state["l"] > 0 else 0.0
-            done = "  = the softmax" if k == n_blocks else ""
-            mid = (f"old l and acc rescaled by exp(m_old - m_new) = {state['rescale']:.3f}; partial output "
-                   f"acc / l = {partial:.3f} (final {out_final:.3f}){done}")
+        top, mid = _online_softmax_lines(states, k, block_size)
         text_top.set_text(top)
         text_mid.set_text(mid)
         return fig
 
+    # every word and digit any step shows, rendered now (about 1 ms each) rather than on a first change
+    for name in SCORE_PRESETS:
+        for b in BLOCK_SIZES:
+            states = online_softmax_steps(SCORE_PRESETS[name], b)
+            for k in range(len(states)):
+                top, mid = _online_softmax_lines(states, k, b)
+                text_top.prepare([top], fig.dpi)
+                text_mid.prepare([mid], fig.dpi)
+
     return Explorer(controls, render, before_render=before_render, describe=describe_online_softmax,
                     caption="Online softmax: the maximum and the sum, one block of scores at a time")
+
+
+def _online_softmax_lines(states: list[dict], k: int, block_size: int) -> tuple[str, str]:
+    """The two lines of numbers `online_softmax_explorer` shows after `k` blocks."""
+    n_blocks = len(states) - 1
+    state = states[k]
+    out_final = states[-1]["acc"] / states[-1]["l"]
+    if k == 0:
+        top = (f"block size {block_size}: {n_blocks} block{'s' if n_blocks > 1 else ''}; "
+               "nothing read yet (m = -inf, l = 0)")
+        mid = f"the full softmax needs every score; final output sum_j w_j v_j = {out_final:.3f}"
+    else:
+        top = (f"after block {k} of {n_blocks} ({state['read']} of {N_SCORES} scores read): "
+               f"m = {_fmt(state['m'])}, l = {state['l']:.3f}")
+        partial = state["acc"] / state["l"] if state["l"] > 0 else 0.0
+        done = "  = the softmax" if k == n_blocks else ""
+        mid = (f"old l and acc rescaled by exp(m_old - m_new) = {state['rescale']:.3f}; partial output "
+               f"acc / l = {partial:.3f} (final {out_final:.3f}){done}")
+    return top, mid
 
 
 def describe_online_softmax(scores: str = "random", block_size: int = 4, blocks_read: int = 1) -> str:

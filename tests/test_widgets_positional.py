@@ -372,3 +372,17 @@ def test_rope_titles_render_no_text_for_new_numbers():
         figure_to_png(picture.render(m=13, n=27, pair=2, base=10000))
     assert draw_text.call_count == 0
     assert picture.curve_title.get_text().startswith("m=13, n=27: score ")
+
+
+def test_a_title_seen_before_is_pasted_as_one_block():
+    """Going back to a value shown before pastes its title's block: no stamps placed or blended."""
+    from unittest import mock
+
+    picture = _SinusoidalPicture()
+    for d_model in (8, 12):
+        figure_to_png(picture.render(d_model=d_model, view="table"))
+    words = picture.title.words
+    with mock.patch.object(words, "_placements", wraps=words._placements) as placements:
+        figure_to_png(picture.render(d_model=8, view="table"))
+    assert placements.call_count == 0
+    assert picture.title.get_text() == "PE[position, dimension], d_model=8, base=10,000"

@@ -106,11 +106,12 @@ class _PastedLine(TextLine):
         return list(word) if any(c.isdigit() for c in word) else [word]
 
     def prepare(self, texts, dpi: float) -> None:
-        """Render the pieces of `texts` now (at `dpi`), so that showing them later renders no text."""
+        """Render and measure the pieces of `texts` now (at `dpi`), so that showing them later renders no text."""
         for text in texts:
             for word in text.split(" "):
                 for piece in self._split(word) if word else []:
                     self.pieces._stamp(piece, dpi, self.pieces.color)
+                    _ink_width(piece, self.get_fontsize(), dpi)
 
     def _layout(self, renderer) -> None:
         """Words (`self.words`) and the pieces drawn (`self.pieces`: numbers split), in display pixels."""
@@ -121,14 +122,16 @@ class _PastedLine(TextLine):
         for word in words:
             starts.append(x)
             split = self._split(word)
-            if len(split) > 1:  # each character where the word's layout puts its ink
-                for i, c in enumerate(split):
+            if len(split) > 1:  # character after character: digits have no kerning, measuring a word costs 0.1 ms
+                for c in split:
                     pieces.append(c)
-                    xs.append(x + _ink_width(word[:i + 1], size, dpi) - _ink_width(c, size, dpi))
+                    xs.append(x)
+                    x += _ink_width(c, size, dpi)
             else:
                 pieces.append(word)
                 xs.append(x)
-            x += _ink_width(word, size, dpi) + space
+                x += _ink_width(word, size, dpi)
+            x += space
         total = x - space if words else 0.0
         ax, ay = self.get_transform().transform((self.x, self.y))
         left = {"left": ax, "center": ax - total / 2, "right": ax - total}[self.ha]

@@ -573,6 +573,12 @@ def online_softmax_steps(scores, block_size: int) -> list[dict]:
     return states
 
 
+@functools.lru_cache(maxsize=len(SCORE_PRESETS) * len(BLOCK_SIZES))
+def _preset_steps(scores: str, block_size: int) -> tuple[dict, ...]:
+    """`online_softmax_steps` of the preset row `scores`, computed once per block size (read, never changed)."""
+    return tuple(online_softmax_steps(SCORE_PRESETS[scores], block_size))
+
+
 def _fmt(x: float) -> str:
     return "-inf" if x == -math.inf else f"{x:.3f}"
 
@@ -685,7 +691,7 @@ def online_softmax_explorer(scores: str = "random", block_size: int = 4, blocks_
         set_limits(scores)
         backdrop.ensure("frames")  # the same for every row of scores: ticks and zero line are drawn each time
         x = SCORE_PRESETS[scores]
-        states = online_softmax_steps(x, block_size)
+        states = _preset_steps(scores, block_size)
         n_blocks = len(states) - 1
         k = min(blocks_read, n_blocks)
         state = states[k]
@@ -715,7 +721,7 @@ def online_softmax_explorer(scores: str = "random", block_size: int = 4, blocks_
     # every word and digit any step shows, rendered now (about 1 ms each) rather than on a first change
     for name in SCORE_PRESETS:
         for b in BLOCK_SIZES:
-            states = online_softmax_steps(SCORE_PRESETS[name], b)
+            states = _preset_steps(name, b)
             for k in range(len(states)):
                 top, mid = _online_softmax_lines(states, k, b)
                 text_top.prepare([top], fig.dpi)
@@ -725,7 +731,7 @@ def online_softmax_explorer(scores: str = "random", block_size: int = 4, blocks_
                     caption="Online softmax: the maximum and the sum, one block of scores at a time")
 
 
-def _online_softmax_lines(states: list[dict], k: int, block_size: int) -> tuple[str, str]:
+def _online_softmax_lines(states, k: int, block_size: int) -> tuple[str, str]:
     """The two lines of numbers `online_softmax_explorer` shows after `k` blocks."""
     n_blocks = len(states) - 1
     state = states[k]
@@ -746,7 +752,7 @@ def _online_softmax_lines(states: list[dict], k: int, block_size: int) -> tuple[
 
 def describe_online_softmax(scores: str = "random", block_size: int = 4, blocks_read: int = 1) -> str:
     """What `online_softmax_explorer` shows for these values, in two sentences (its text alternative)."""
-    states = online_softmax_steps(SCORE_PRESETS[scores], block_size)
+    states = _preset_steps(scores, block_size)
     n_blocks = len(states) - 1
     k = min(blocks_read, n_blocks)
     state, final = states[k], states[-1]

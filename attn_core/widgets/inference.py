@@ -8,9 +8,12 @@
 
 Both draw into one `viz.explorer_figure` built once per explorer (sharp at a device pixel
 ratio of 2, shown at its natural size) and update its artists in place: the static parts
-are pasted by a `Backdrop`, changing labels are `CachedText`s. `describe_gqa` and
-`describe_online_softmax` say in words what a picture shows (the explorers' text
-alternative).
+are pasted by a `Backdrop`; changing lines of text are `_PastedLine`s, whose words and
+digits are all rendered when the explorer is built, so a change renders no text (issue 12:
+about 1 ms a word); gqa's heads and links are drawn once per pair of head counts and
+pasted (`_SavedRegion`); the online softmax's bars are drawn as one collection
+(`_DrawnTogether`). `describe_gqa` and `describe_online_softmax` say in words what a
+picture shows (the explorers' text alternative).
 """
 
 from __future__ import annotations

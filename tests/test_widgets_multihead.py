@@ -391,3 +391,17 @@ def test_static_bitmaps_are_kept_for_a_few_head_counts_only():
     for h in head_choices(48):  # dropped bitmaps are captured again: the same pictures
         ex.controls["n_heads"].value = h
         assert bytes(ex.view.value) == pictures[h]
+
+
+def test_every_head_counts_static_pixels_are_captured_when_the_explorer_is_built():
+    """A control change never has to draw a layout's static labels (10-30 ms): all 8 head counts
+    are captured up front, and sweeping every control captures nothing more."""
+    ex = multihead_explorer()
+    backdrop = ex._render_fn.__self__.backdrop
+    counts = {h for d in (12, 24, 48, 64, 96, 768) for h in head_choices(d)}
+    assert {key for key, _dpi in backdrop.regions} == counts
+    captured = dict(backdrop.regions)
+    for name in ("d_model", "n_heads"):
+        for value in list(ex.controls[name].options):
+            ex.controls[name].value = value
+    assert backdrop.regions == captured

@@ -50,6 +50,13 @@ class Backdrop(Artist):
         self.regions, self.sizes = {}, {}
         self.key = None
         fig.add_artist(self)
+        patch_draw = fig.patch.draw
+
+        def draw_background(renderer):  # the figure's fill, skipped when the paste covers all of it anyway
+            if not (self.get_visible() and self.fits(renderer) and _drawing(renderer)):
+                patch_draw(renderer)  # (a full-canvas fill: 0.2-0.4 ms at a device pixel ratio of 2)
+
+        fig.patch.draw = draw_background
         figure_draw = fig.draw
 
         def draw_figure(renderer):  # the figure's own draw, with the static parts pasted where they fit

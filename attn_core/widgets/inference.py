@@ -294,17 +294,6 @@ class _DrawnTogether(Artist):
         self.stale = False
 
 
-def _skip_figure_background(fig, backdrop: Backdrop) -> None:
-    """Do not paint the figure's white background where the `Backdrop` pastes its saved pixels over all of it."""
-    own = fig.patch.draw
-
-    def draw(renderer):
-        if not (backdrop.get_visible() and backdrop.fits(renderer) and _drawing(renderer)):
-            own(renderer)
-
-    fig.patch.draw = draw
-
-
 # ---------------------------------------------------------------------------------------
 # grouped-query attention
 # ---------------------------------------------------------------------------------------
@@ -431,7 +420,6 @@ def gqa_explorer(n_heads: int = 8, n_kv_heads: int = 2, T: int = 4096) -> Explor
     dynamic = [heads, q_boxes, k_boxes, links, q_first, q_last, k_first, k_last, title, bar_mha, bar_this,
                value_mha, value_this, footer]
     backdrop = Backdrop(fig, static, dynamic)
-    _skip_figure_background(fig, backdrop)
 
     def boxes(n: int, y: float):
         slot = (x1 - x0) / n
@@ -665,7 +653,6 @@ def online_softmax_explorer(scores: str = "random", block_size: int = 4, blocks_
     dynamic = [*bar_groups, *bars_s, *bars_p, max_line, masked_marks, *separators, full_marks, text_top, text_mid,
                zero, floor, *(artist for ticks in y_ticks for artist in ticks.artists)]
     backdrop = Backdrop(fig, [ax_s, ax_p, legend], dynamic)
-    _skip_figure_background(fig, backdrop)
 
     def limits(scores: str):
         """Fixed y-ranges per row of scores, so the axes (drawn once) fit every step and block size."""

@@ -233,20 +233,6 @@ class _PastedLine(Line2D):
         self._saved[key] = renderer.copy_from_bbox(self.axes.bbox)
 
 
-def _skip_figure_patch(backdrop: Backdrop) -> None:
-    """Do not fill the figure's background when `backdrop` pastes its saved pixels over all of it anyway
-    (a full-canvas fill: about 0.2 ms at a device pixel ratio of 2)."""
-    patch = backdrop.fig.patch
-    patch_draw = patch.draw
-
-    def draw(renderer):
-        if backdrop.get_visible() and backdrop.fits(renderer):  # the paste covers the whole figure
-            return
-        return patch_draw(renderer)
-
-    patch.draw = draw
-
-
 # --------------------------------------------------------------------------- sinusoidal
 
 _SIN_VIEWS = ("table", "similarity", "waves")
@@ -304,7 +290,6 @@ class _SinusoidalPicture:
         dynamic = [self.image, *self.lines, self.frame, *self.wave_labels, self.title, *self.x_ticks.artists,
                    *self.y_ticks.artists]
         self.backdrop = Backdrop(fig, [ax], dynamic)
-        _skip_figure_patch(self.backdrop)
         self.view = None
         self.tables = {}  # (d_model, base) -> PE for the most positions offered (rows are independent of their count)
 
@@ -547,7 +532,6 @@ class _RopePicture:
         dynamic = [self.trail, *self.cross, *self.arrows, self.plane_title, self.curve, self.offset_line,
                    self.marker, self.curve_title]
         self.backdrop = Backdrop(fig, [ax_curve], dynamic)
-        _skip_figure_patch(self.backdrop)
 
     def render(self, m: int = 3, n: int = 7, pair: int = 0, base: float = 10000):
         q, k = self.tables.q, self.tables.k

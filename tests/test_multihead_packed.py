@@ -164,6 +164,40 @@ def test_hooks_on_the_projections_still_run():
     assert global_seen.count(nn.Linear) == 4
 
 
+def test_the_output_projection_is_w_o_whatever_it_has_become():
+    """Inference calls `F.linear` with `w_o`'s weights directly only where that is the same
+    as calling `w_o`: a hook that changes the output, a subclass with its own forward and a
+    parametrized weight must each still decide the output."""
+    torch.manual_seed(11)
+    m = MultiHeadAttention(8, 2).eval()
+    x = torch.randn(2, 3, 8)
+    base = fast(m, x)[0]
+    handle = m.w_o.register_forward_hook(lambda module, inputs, out: out * 2)
+    assert torch.allclose(fast(m, x)[0], 2 * base)
+    handle.remove()
+    assert torch.allclose(fast(m, x)[0], base)
+
+    class Halved(nn.Linear):
+        def forward(self, input):
+            return super().forward(input) / 2
+
+    halved = Halved(8, 8)
+    halved.load_state_dict(m.w_o.state_dict())
+    m.w_o = halved
+    assert torch.allclose(fast(m, x)[0], base / 2, atol=1e-6)
+    m.w_o = nn.Linear(8, 8)
+    m.w_o.load_state_dict(halved.state_dict())
+    torch.nn.utils.parametrize.register_parametrization(m.w_o, "weight", _Doubled())
+    expected = plain(m, x)[0]  # the plain path, with autograd, calls the parametrized layer
+    assert torch.allclose(fast(m, x)[0], expected, atol=1e-6)
+    assert not torch.allclose(expected, base, atol=1e-3)
+
+
+class _Doubled(nn.Module):
+    def forward(self, weight):
+        return 2 * weight
+
+
 def test_cached_decoding_and_cross_attention_agree():
     torch.manual_seed(8)
     m = MultiHeadAttention(16, 4, rope=True, n_kv_heads=2).eval()

@@ -16,12 +16,13 @@ every `Labels` (a word seen once is cheap everywhere) and dropped past 2048.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 from matplotlib.artist import Artist
-from matplotlib.backends.backend_agg import RendererAgg
+from matplotlib.backends.backend_agg import RendererAgg, get_hinting_flag
 from matplotlib.colors import to_rgba
-from matplotlib.font_manager import FontProperties
+from matplotlib.font_manager import FontProperties, findfont, get_font
 from matplotlib.lines import Line2D
 from matplotlib.markers import TICKDOWN, TICKLEFT
 from matplotlib.ticker import MaxNLocator
@@ -30,7 +31,7 @@ from matplotlib.transforms import Bbox, IdentityTransform, offset_copy
 
 from ._pixels import _drawing
 
-__all__ = ["Labels", "Ticks", "TextLine"]
+__all__ = ["Labels", "Ticks", "TextLine", "GlyphLine"]
 
 _PAD = 3  # pixels around a stamp, for glyphs that reach past their advance
 _STAMPS: dict = {}  # (text, fontsize, angle, alignment, colour, dpi, max_width) -> stamp; see Labels._stamp
@@ -317,3 +318,152 @@ class TextLine(Artist):
             renderer = self.figure._get_renderer()
         self._layout(renderer)
         return self.words.get_window_extent(renderer)
+
+
+# --------------------------------------------------------------------------- numbers pasted glyph by glyph
+
+_PIECES = re.compile(r"\d|[^\d ]+| ")  # one digit, a run of other characters, or a space
+_ADVANCES: dict = {}  # (character, fontsize, dpi) -> its advance in pixels, as matplotlib's layout places it
+_LP: dict = {}  # (fontsize, dpi) -> (height, descent) of "lp"
+_BASELINES: dict = {}  # (fontsize, dpi, lines) -> baselines below the top, see _baselines
+
+
+def _advance(char: str, fontsize: float, dpi: float) -> float:
+    """How far matplotlib's Agg layout moves the pen after `char` (its hinted advance), in pixels."""
+    key = (char, fontsize, dpi)
+    if key not in _ADVANCES:
+        font = get_font(findfont(FontProperties(size=fontsize)))
+        font.clear()
+        font.set_size(fontsize, dpi)
+        if len(_ADVANCES) > 4096:
+            _ADVANCES.clear()
+        _ADVANCES[key] = font.load_char(ord(char), flags=get_hinting_flag()).horiAdvance / 64
+    return _ADVANCES[key]
+
+
+def _lp_metrics(fontsize: float, dpi: float) -> tuple[float, float]:
+    """Height and descent of "lp" in pixels: `Labels`' stamps put their top that far above the baseline
+    (`height - descent`)."""
+    key = (fontsize, dpi)
+    if key not in _LP:
+        _, h, d = RendererAgg(1, 1, dpi).get_text_width_height_descent("lp", FontProperties(size=fontsize), False)
+        _LP[key] = (h, d)
+    return _LP[key]
+
+
+def _baselines(fig, renderer, fontsize: float, n_lines: int) -> list[float]:
+    """How far below a `va="top"` anchor matplotlib puts the baseline of each of `n_lines` lines, in pixels
+    (for lines no taller than "lp"; several lines also get the font's line gap)."""
+    key = (fontsize, renderer.dpi, n_lines)
+    if key not in _BASELINES:
+        probe = Text(0, 0, "\n".join(["lp"] * n_lines), fontsize=fontsize, va="top", figure=fig)
+        _BASELINES[key] = [-y for _, _, (_, y) in probe._get_layout(renderer)[1]]
+    return _BASELINES[key]
+
+
+class _PieceLabels(Labels):
+    """`Labels` whose pieces make up words: `boxes()` gives one box per word (its pieces' union).
+
+    `joins[i]` is True when piece `i` continues the word of piece `i - 1` (no space between).
+    """
+
+    joins: list = []
+    _MAX_BLOCKS = 64  # a title's block is about 70 KB
+
+    def draw(self, renderer):
+        """The pieces' stamps added up into one strip and blended in once (a blend per piece costs ~0.05 ms);
+        the block kept per (texts, places) and pasted when they come back, over the same plain background."""
+        if (not self.get_visible() or not self.texts or not isinstance(renderer, RendererAgg)
+                or not _drawing(renderer)):
+            return super().draw(renderer)
+        key = (renderer.width, renderer.height, renderer.dpi, self.fontsize, tuple(self.texts), self.xs.tobytes(),
+               self.ys.tobytes(), self.get_transform().get_affine().get_matrix().tobytes(),
+               None if self.colors is None else tuple(self.colors), self.color)
+        blocks = self.__dict__.setdefault("_blocks", {})
+        if key in blocks:
+            renderer.restore_region(blocks[key])
+            self.stale = False
+            return
+        placements = self._placements(renderer.dpi, renderer.height)
+        if placements:
+            l0 = min(left for _, left, _ in placements)
+            t0 = min(top for _, _, top in placements)
+            r1 = max(left + stamp[3][0] for stamp, left, _ in placements)
+            b1 = max(top + stamp[3][1] for stamp, _, top in placements)
+            strip = np.zeros((b1 - t0, r1 - l0, 4), np.uint16)  # premultiplied: stamps (transparent margins) add up
+            for (pixels, _, _, (w, h), _, _), left, top in placements:
+                strip[top - t0:top - t0 + h, left - l0:left - l0 + w] += pixels
+            np.minimum(strip, 255, out=strip)
+            buffer = np.asarray(renderer.buffer_rgba())  # (H, W, 4) uint8, top row first
+            r0, c0 = max(t0, 0), max(l0, 0)
+            strip = strip[r0 - t0:min(b1, buffer.shape[0]) - t0, c0 - l0:min(r1, buffer.shape[1]) - l0]
+            region = buffer[r0:r0 + strip.shape[0], c0:c0 + strip.shape[1]]
+            # premultiplied "over", in integers: out = region (255 - alpha) / 255 + strip
+            region[..., :3] = (region[..., :3] * (255 - strip[..., 3:]) + 127) // 255 + strip[..., :3]
+            np.maximum(region[..., 3], strip[..., 3], out=region[..., 3])
+            if len(blocks) >= self._MAX_BLOCKS:
+                blocks.clear()
+            blocks[key] = renderer.copy_from_bbox(Bbox.from_extents(l0, renderer.height - b1, r1, renderer.height - t0))
+        self.stale = False
+
+    def boxes(self, renderer=None):
+        words = []
+        for (text, box), join in zip(super().boxes(renderer), self.joins):
+            if join and words:
+                words[-1] = (words[-1][0] + text, Bbox.union([words[-1][1], box]))
+            else:
+                words.append((text, box))
+        return words
+
+
+class GlyphLine(TextLine):
+    """A `TextLine` whose numbers are pasted digit by digit: a new number costs no text layout.
+
+    `TextLine` keeps the pixels of each word; a label whose number changes on every
+    update ("d_model=40,", "period 628.3") would still lay out and render a new word each
+    time (about 1 ms). Here every digit is a piece of its own and every other run of
+    characters another, each drawn from `Labels`' stamps at the pen position matplotlib's
+    layout gives it (the sum of the hinted advances before it; no kerning, which these
+    labels do not need), so after the first few updates nothing is rendered. Lines split
+    at a newline are spaced as matplotlib spaces them (with the font's line gap); `va` is "top".
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.words = _PieceLabels(self.words.get_transform(), fontsize=self.words.fontsize, color=self.words.color,
+                                  ha="left", va=self.words.va)
+
+    def _layout(self, renderer) -> None:
+        dpi, size = renderer.dpi, self.get_fontsize()
+        lp_h, lp_d = _lp_metrics(size, dpi)
+        x, y = self.get_transform().transform((self.x, self.y))  # display pixels
+        lines = self._text.split("\n")
+        baselines = _baselines(self.figure, renderer, size, len(lines))
+        pieces, xs, ys, joins = [], [], [], []
+        for line, baseline in zip(lines, baselines):
+            top = y - baseline + (lp_h - lp_d)  # the top of a stamp (va="top") is lp's ascent above its baseline
+            starts, pen = [], 0.0
+            for piece in _PIECES.findall(line):
+                starts.append(pen)
+                pen += sum(_advance(c, size, dpi) for c in piece)
+            left = {"left": x, "center": x - pen / 2, "right": x - pen}[self.ha]
+            join = False
+            for piece, start in zip(_PIECES.findall(line), starts):
+                if piece != " ":
+                    pieces.append(piece)
+                    xs.append(left + start)
+                    ys.append(top)
+                    joins.append(join)
+                join = piece != " "
+        self.words.set_labels(pieces, xs, ys)
+        self.words.joins = joins
+
+    def prepare(self, texts, dpi: float) -> None:
+        """Render the pieces of `texts` now, at `dpi`, so that showing any of them later renders no text
+        (e.g. every word a title can hold, when the explorer is built)."""
+        for text in texts:
+            for piece in _PIECES.findall(str(text)):
+                if piece.strip():
+                    self.words._stamp(piece, dpi, self.words.color)
+                    for char in piece:
+                        _advance(char, self.get_fontsize(), dpi)

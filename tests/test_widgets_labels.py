@@ -123,3 +123,34 @@ def test_text_line_looks_like_one_text(ha):
     assert abs(cols_a.min() - cols_b.min()) <= 3 and abs(cols_a.max() - cols_b.max()) <= 3  # same extent
     assert abs(rows_a.min() - rows_b.min()) <= 1 and abs(rows_a.max() - rows_b.max()) <= 1
     assert ink[0].sum() == pytest.approx(ink[1].sum(), rel=0.05)
+
+
+@pytest.mark.parametrize("name", ["multihead_explorer", "mask_explorer", "gqa_explorer", "online_softmax_explorer"])
+def test_no_control_change_renders_text(name, monkeypatch):
+    """After an explorer is built, turning its knobs to values never shown before renders no text:
+    titles whose numbers change are pasted glyph by glyph (`GlyphLine`), and every word they or the
+    labels can hold is rendered up front. A string rendered during a change costs 1-4 ms of the
+    50 ms a change may take in the browser. The changes go round the controls as the browser
+    benchmark does: the next option, one step of a slider."""
+    import ipywidgets as W
+    from matplotlib.backends.backend_agg import RendererAgg
+
+    import attn_core.widgets as widgets
+
+    ex = getattr(widgets, name)()
+    rendered = []
+    draw_text = RendererAgg.draw_text
+    monkeypatch.setattr(RendererAgg, "draw_text",
+                        lambda self, gc, x, y, s, *args, **kwargs: (rendered.append(s), draw_text(self, gc, x, y, s, *args, **kwargs)))
+    controls = list(ex.controls.values())
+    for i in range(4 * len(controls) * 3):
+        control = controls[i % len(controls)]
+        if isinstance(control, (W.Dropdown, W.ToggleButtons, W.RadioButtons, W.SelectionSlider)):
+            control.index = (control.index + 1) % len(control.options)
+        elif isinstance(control, W.Checkbox):
+            control.value = not control.value
+        else:
+            up = control.value + control.step
+            control.value = up if up <= control.max else control.min
+    assert ex.n_renders > 4 * len(controls)
+    assert rendered == [], f"{name} rendered text during control changes: {rendered[:5]}"

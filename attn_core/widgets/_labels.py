@@ -282,6 +282,10 @@ class TextLine(Artist):
     def get_text(self) -> str:
         return self._text
 
+    def get_position(self) -> tuple[float, float]:
+        """The anchor `(x, y)`, in the line's transform's coordinates (as `Text.get_position`)."""
+        return self.x, self.y
+
     def get_fontsize(self) -> float:
         return self.words.get_fontsize()
 
@@ -430,6 +434,8 @@ class GlyphLine(TextLine):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if self.words.va != "top":
+            raise ValueError(f"a GlyphLine is placed by the top of its line: va must be 'top', got {self.words.va!r}")
         self.words = _PieceLabels(self.words.get_transform(), fontsize=self.words.fontsize, color=self.words.color,
                                   ha="left", va=self.words.va)
 

@@ -14,6 +14,7 @@ from functools import partial
 import ipywidgets as W
 import matplotlib
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PatchCollection
 from matplotlib.patches import Rectangle
 
@@ -23,6 +24,7 @@ from ..multihead import split_heads
 from ..viz import CMAP, CSS_DPI, explorer_figure
 from ._base import Explorer, restrict_options
 from ._figure import Backdrop
+from ._labels import GlyphLine
 from ._pixels import ArtistGroup, PixelImage, SpriteText, sprite_text
 
 __all__ = ["multihead_explorer"]
@@ -175,11 +177,12 @@ class _HeadsPicture:
         self.rows = PixelImage(ax, _CMAP, extent=(rx0, rx1, ry1, ry0))  # the query's row in every head
         self.sprites = {}  # one rendering per label look, pasted wherever the layout puts it
         label = partial(sprite_text, ax, sprites=self.sprites)
-        # The title in two labels that meet at _TITLE_SPLIT, each rendered once per text: the
-        # shapes (d_model, heads: 40 texts) and the seed (10), instead of 400 whole titles
-        self.title = label(*_snap(_TITLE_SPLIT, 6), ha="right", va="top", fontsize=10)
-        self.title_seed = label(*_snap(_TITLE_SPLIT + 12, 6), ha="left", va="top", fontsize=10)
-        self.rows_title = label(*_snap((rx0 + rx1) / 2 + 6, _GRID[2] - 12), ha="center", va="bottom", fontsize=9)
+        # Titles of words and digits pasted from stamps (`prepare` renders them all): the
+        # title in two parts that meet at _TITLE_SPLIT, so the shapes stay put as the seed changes
+        line = lambda x, top, **kw: ax.add_artist(GlyphLine(*_snap(x, top), ax.transData, va="top", **kw))  # noqa: E731
+        self.title = line(_TITLE_SPLIT, 6, ha="right", fontsize=10)
+        self.title_seed = line(_TITLE_SPLIT + 12, 6, ha="left", fontsize=10)
+        self.rows_title = line((rx0 + rx1) / 2 + 6, _GRID[2] - 12 - _LINE[9], ha="center", fontsize=9)
         self.query_labels = [label(0, 0, token, ha="right", va="center", fontsize=MIN_FONT) for token in self.tokens]
 
         # static: drawn once per head count, as one group (see ArtistGroup)
@@ -216,12 +219,30 @@ class _HeadsPicture:
 
         A first visit of a head count would otherwise draw its labels during a control
         change (10-30 ms); here all 8 counts cost about 120 ms once, when the explorer is
-        built, and 4.5 MB each (`_KEEP_LAYOUTS` keeps them all).
+        built, and 4.5 MB each (`_KEEP_LAYOUTS` keeps them all). The words and digits of
+        the titles and the query words are rendered here too, so no change renders text.
         """
         for H in sorted({h for d in D_MODELS for h in head_choices(d)}):
             self._layout(H)
             self._laid_out = H
             self.backdrop.ensure(H)
+        dpi = self.fig.dpi
+        self.title.prepare(["d_model = 0123456789 = heads head x d_head"], dpi)
+        self.title_seed.prepare(["(random weights, seed 0123456789)"], dpi)
+        self.rows_title.prepare([f"query '{token}' (row 0123456789): its weights in each head" for token in self.tokens],
+                                dpi)
+        # the query words at both font sizes, black and in the query's colour: one draw each leaves their pixels
+        canvas = self.fig.canvas if isinstance(self.fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(self.fig)
+        shown = [(label.get_visible(), label.get_position(), label.get_fontsize(), label.get_color())
+                 for label in self.query_labels]
+        for font in (MIN_FONT, 9):
+            for colour in ("black", QUERY_COLOR):
+                for i, label in enumerate(self.query_labels):  # on the canvas, where a SpriteText keeps its pixels
+                    label.set(visible=True, position=_snap(_GRID[0] - 4, _GRID[2] + 12 * (i + 1)), fontsize=font,
+                              color=colour)
+                canvas.draw()
+        for label, (visible, position, font, colour) in zip(self.query_labels, shown):
+            label.set(visible=visible, position=position, fontsize=font, color=colour)
 
     def weights(self, d_model: int, n_heads: int, seed: int) -> np.ndarray:
         """`random_head_weights` for these values.

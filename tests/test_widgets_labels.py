@@ -125,7 +125,8 @@ def test_text_line_looks_like_one_text(ha):
     assert ink[0].sum() == pytest.approx(ink[1].sum(), rel=0.05)
 
 
-@pytest.mark.parametrize("name", ["multihead_explorer", "mask_explorer", "gqa_explorer", "online_softmax_explorer"])
+@pytest.mark.parametrize("name", ["multihead_explorer", "sinusoidal_explorer", "rope_explorer", "mask_explorer", "gqa_explorer",
+                                  "online_softmax_explorer"])
 def test_no_control_change_renders_text(name, monkeypatch):
     """After an explorer is built, turning its knobs to values never shown before renders no text:
     titles whose numbers change are pasted glyph by glyph (`GlyphLine`), and every word they or the
@@ -143,7 +144,7 @@ def test_no_control_change_renders_text(name, monkeypatch):
     monkeypatch.setattr(RendererAgg, "draw_text",
                         lambda self, gc, x, y, s, *args, **kwargs: (rendered.append(s), draw_text(self, gc, x, y, s, *args, **kwargs)))
     controls = list(ex.controls.values())
-    for i in range(4 * len(controls) * 3):
+    for i in range(4 * len(controls) * 4):
         control = controls[i % len(controls)]
         if isinstance(control, (W.Dropdown, W.ToggleButtons, W.RadioButtons, W.SelectionSlider)):
             control.index = (control.index + 1) % len(control.options)

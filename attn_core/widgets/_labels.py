@@ -243,13 +243,23 @@ class Ticks:
 
     def set(self, lo: float, hi: float, n_bins: int = 5, integer: bool = True, fmt: str = "{:g}") -> list:
         """Ticks at round values inside `[lo, hi]` (at most `n_bins + 1`); returns the values."""
-        values = [float(v) for v in MaxNLocator(n_bins, integer=integer).tick_values(lo, hi) if lo <= v <= hi]
+        values, texts = self._ticks(lo, hi, n_bins, integer, fmt)
         zeros = np.zeros(len(values))
         self.marks.set_data((values, zeros) if self.axis == "x" else (zeros, values))
-        texts = [fmt.format(v).replace("-", "\N{MINUS SIGN}") for v in values]  # as matplotlib's tick labels
         self.labels.set_labels(texts, *((values, zeros) if self.axis == "x" else (zeros, values)))
         self.values = values
         return values
+
+    def prepare(self, ranges, dpi: float, n_bins: int = 5, integer: bool = True, fmt: str = "{:g}") -> None:
+        """Render now, at `dpi`, the labels `set(lo, hi, ...)` would show for each `(lo, hi)` of `ranges`."""
+        for lo, hi in ranges:
+            for text in self._ticks(lo, hi, n_bins, integer, fmt)[1]:
+                self.labels._stamp(text, dpi, self.labels.color)
+
+    @staticmethod
+    def _ticks(lo: float, hi: float, n_bins: int, integer: bool, fmt: str) -> tuple[list, list]:
+        values = [float(v) for v in MaxNLocator(n_bins, integer=integer).tick_values(lo, hi) if lo <= v <= hi]
+        return values, [fmt.format(v).replace("-", "\N{MINUS SIGN}") for v in values]  # as matplotlib's tick labels
 
 
 class TextLine(Artist):
@@ -467,9 +477,9 @@ class GlyphLine(TextLine):
     def prepare(self, texts, dpi: float) -> None:
         """Render the pieces of `texts` now, at `dpi`, so that showing any of them later renders no text
         (e.g. every word a title can hold, when the explorer is built)."""
-        for text in texts:
-            for piece in _PIECES.findall(str(text)):
-                if piece.strip():
-                    self.words._stamp(piece, dpi, self.words.color)
-                    for char in piece:
-                        _advance(char, self.get_fontsize(), dpi)
+        for text in (line for text in texts for line in str(text).split("\n")):
+            for piece in _PIECES.findall(text):
+                if piece.strip():  # the piece, and each of its characters (a "," or "." between digits is a piece)
+                    for each in {piece, *piece}:
+                        self.words._stamp(each, dpi, self.words.color)
+                        _advance(each[0], self.get_fontsize(), dpi)

@@ -330,32 +330,32 @@ def test_a_change_renders_no_text(make, monkeypatch):
     assert rendered == []  # ... without rendering any text
 
 
-def test_pasted_line_draws_what_a_text_line_draws():
-    """`_PastedLine` (numbers drawn digit by digit, composed over white, pasted) gives the pixels
-    of a `TextLine` (whole words blended one by one) up to a shift of one device pixel (a
-    digit rendered alone starts on a whole pixel, inside a word it may not), also when pasted
-    again from its cache."""
+@pytest.mark.parametrize("va", ["top", "center", "bottom"])
+def test_a_glyph_line_draws_what_a_text_line_draws(va):
+    """`GlyphLine` (numbers drawn digit by digit from stamps, the finished line kept and pasted)
+    gives the pixels of a `TextLine` (whole words blended one by one) up to a shift of one
+    device pixel (a digit rendered alone starts on a whole pixel, inside a word it may not),
+    at each vertical alignment, also when pasted again from its cache."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     from attn_core.viz import explorer_figure
-    from attn_core.widgets._labels import TextLine
-    from attn_core.widgets.inference import _PastedLine
+    from attn_core.widgets._labels import GlyphLine, TextLine
 
     def pixels(kind, text, ha, fontsize):
         fig = explorer_figure((7.6, 1.0))
         FigureCanvasAgg(fig)
-        line = fig.add_artist(kind(0.5, 0.5, fig.transFigure, fontsize=fontsize, ha=ha, va="center"))
+        line = fig.add_artist(kind(0.5, 0.5, fig.transFigure, fontsize=fontsize, ha=ha, va=va))
         line.set_text(text)
         fig.canvas.draw()
         first = np.asarray(fig.canvas.buffer_rgba()).copy()
-        fig.canvas.draw()  # a _PastedLine: from its saved block
+        fig.canvas.draw()  # a GlyphLine: from its saved block
         return first, np.asarray(fig.canvas.buffer_rgba()).copy()
 
     for text, ha, fontsize in [("after block 3 of 4 (9 of 12 scores read): m = -1.234, l = 20.517", "center", 10),
                                ("16.0 GiB (25%)", "left", 9), ("kv31", "center", 8),
                                ("2 x 32 layers x 8 x 128 x 131,072 tokens x 2 bytes = 16.0 GiB", "center", 9)]:
         expected, _ = pixels(TextLine, text, ha, fontsize)
-        first, again = pixels(_PastedLine, text, ha, fontsize)
+        first, again = pixels(GlyphLine, text, ha, fontsize)
         assert (expected[..., :3] < 128).any()  # there is text to compare
         expected = expected[..., :3].astype(int)
         shifted = np.stack([np.roll(expected, s, axis=1) for s in (-1, 0, 1)])  # one pixel left, none, right

@@ -296,6 +296,11 @@ class TextLine(Artist):
         """The anchor `(x, y)`, in the line's transform's coordinates (as `Text.get_position`)."""
         return self.x, self.y
 
+    def set_position(self, xy) -> None:
+        """Move the anchor to `xy`, in the line's transform's coordinates (as `Text.set_position`)."""
+        self.x, self.y = (float(v) for v in xy)
+        self.stale = True
+
     def get_fontsize(self) -> float:
         return self.words.get_fontsize()
 
@@ -438,16 +443,22 @@ class GlyphLine(TextLine):
     time (about 1 ms). Here every digit is a piece of its own and every other run of
     characters another, each drawn from `Labels`' stamps at the pen position matplotlib's
     layout gives it (the sum of the hinted advances before it; no kerning, which these
-    labels do not need), so after the first few updates nothing is rendered. Lines split
-    at a newline are spaced as matplotlib spaces them (with the font's line gap); `va` is "top".
+    labels do not need), so after the first few updates nothing is rendered; `prepare`
+    renders every piece a line can hold up front. Lines split at a newline are spaced as
+    matplotlib spaces them (with the font's line gap). The finished line is kept as one
+    block per text and place and pasted when it comes back: only over a background that
+    does not change under it.
     """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.words.va != "top":
-            raise ValueError(f"a GlyphLine is placed by the top of its line: va must be 'top', got {self.words.va!r}")
+        self.va = self.words.va  # the whole line's; each piece's stamp is placed by its top
         self.words = _PieceLabels(self.words.get_transform(), fontsize=self.words.fontsize, color=self.words.color,
-                                  ha="left", va=self.words.va)
+                                  ha="left", va="top")
+
+    def forget_pixels(self) -> None:
+        """Drop the saved blocks (the next draw composes every line again)."""
+        self.words.__dict__.pop("_blocks", None)
 
     def _layout(self, renderer) -> None:
         dpi, size = renderer.dpi, self.get_fontsize()
@@ -455,6 +466,8 @@ class GlyphLine(TextLine):
         x, y = self.get_transform().transform((self.x, self.y))  # display pixels
         lines = self._text.split("\n")
         baselines = _baselines(self.figure, renderer, size, len(lines))
+        height = baselines[-1] + lp_d  # of the text's box, from the first line's top to the last line's descent
+        y += {"top": 0.0, "center": height / 2, "bottom": height}[self.va]  # the box's top (display y points up)
         pieces, xs, ys, joins = [], [], [], []
         for line, baseline in zip(lines, baselines):
             top = y - baseline + (lp_h - lp_d)  # the top of a stamp (va="top") is lp's ascent above its baseline

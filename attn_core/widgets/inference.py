@@ -8,9 +8,9 @@
 
 Both draw into one `viz.explorer_figure` built once per explorer (sharp at a device pixel
 ratio of 2, shown at its natural size) and update its artists in place: the static parts
-are pasted by a `Backdrop`; changing lines of text are `_PastedLine`s, whose words and
-digits are all rendered when the explorer is built, so a change renders no text (issue 12:
-about 1 ms a word); gqa's heads and links are drawn once per pair of head counts and
+are pasted by a `Backdrop`; changing lines of text are `_labels.GlyphLine`s, whose words
+and digits are all rendered when the explorer is built, so a change renders no text (issue
+12: about 1 ms a word); gqa's heads and links are drawn once per pair of head counts and
 pasted (`_SavedRegion`); the online softmax's bars are drawn as one collection
 (`_DrawnTogether`). `describe_gqa` and `describe_online_softmax` say in words what a
 picture shows (the explorers' text alternative).
@@ -28,16 +28,15 @@ import numpy as np
 from matplotlib.artist import Artist
 from matplotlib.backends.backend_agg import RendererAgg
 from matplotlib.collections import LineCollection, PolyCollection
-from matplotlib.font_manager import FontProperties
 from matplotlib.patches import Rectangle
-from matplotlib.transforms import Bbox, IdentityTransform
+from matplotlib.transforms import Bbox
 
 from .._arrays import check_positive_int
 from ..kv_cache import kv_cache_bytes
 from ..viz import CMAP, explorer_figure
 from ._base import Explorer, restrict_options
 from ._figure import Backdrop
-from ._labels import Labels, TextLine, Ticks
+from ._labels import GlyphLine, Ticks
 from ._pixels import _drawing
 
 __all__ = ["gqa_explorer", "online_softmax_explorer"]
@@ -47,145 +46,6 @@ __all__ = ["gqa_explorer", "online_softmax_explorer"]
 # ---------------------------------------------------------------------------------------
 # drawing helpers: what both explorers redraw on every update, pasted as saved pixels
 # ---------------------------------------------------------------------------------------
-
-@functools.lru_cache(maxsize=8)
-def _probe(dpi: float) -> RendererAgg:
-    return RendererAgg(1, 1, dpi)
-
-
-@functools.lru_cache(maxsize=4096)
-def _ink_width(text: str, fontsize: float, dpi: float) -> float:
-    """The width in pixels of `text`'s ink, as matplotlib lays it out (what a `Labels` stamp measures)."""
-    return _probe(dpi).get_text_width_height_descent(text, FontProperties(size=fontsize), False)[0]
-
-
-_OVER_WHITE: dict = {}  # id(stamp pixels) -> (the pixels, kept alive, and their grey level over white)
-
-
-def _over_white(pixels: np.ndarray) -> np.ndarray:
-    """A black stamp (premultiplied RGBA, colour 0) over white: `255 - alpha`, what `Labels` blends onto white."""
-    saved = _OVER_WHITE.get(id(pixels))
-    if saved is None or saved[0] is not pixels:
-        if len(_OVER_WHITE) >= 4096:
-            _OVER_WHITE.clear()
-        saved = _OVER_WHITE[id(pixels)] = (pixels, 255 - pixels[..., 3])
-    return saved[1]
-
-
-class _PastedLine(TextLine):
-    """A black `TextLine` on a plain white background, pasted as one block of pixels.
-
-    Numbers ("0.960,", "(25%)") are drawn character by character at the places matplotlib's
-    layout of the whole word gives them, so a new number costs no text rendering: the
-    pixels of each character are rendered once (`Labels` stamps) and reused, whereas a
-    stamp per new number costs about 1 ms. The pieces are composed over white in numpy
-    (`255 - alpha`, what `Labels` blends onto white for black text) and the block is pasted in one
-    copy; the block of every line drawn is kept (per text and place, at most 256), so a
-    line shown again is a single copy. Other words are whole-word stamps, as in `TextLine`.
-
-    Only where nothing else is drawn under the line: the block paints its whole box white.
-    `words` still holds whole words (their boxes are what a layout check measures).
-    """
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if self.words.color != (0.0, 0.0, 0.0, 1.0):
-            raise ValueError(f"color must be black for a _PastedLine, got {self.words.color!r}")
-        self.pieces = Labels(IdentityTransform(), fontsize=self.get_fontsize(), color=self.words.color, ha="left",
-                             va=self.words.va)
-        self._blocks: dict = {}
-
-    def forget_pixels(self) -> None:
-        """Drop the saved blocks (the next draw composes every line again)."""
-        self._blocks.clear()
-
-    def set_position(self, xy) -> None:
-        self.x, self.y = (float(v) for v in xy)
-        self.stale = True
-
-    @staticmethod
-    def _split(word: str) -> list[str]:
-        """The pieces a word is drawn in: its characters if it holds a digit, else the whole word."""
-        return list(word) if any(c.isdigit() for c in word) else [word]
-
-    def prepare(self, texts, dpi: float) -> None:
-        """Render and measure the pieces of `texts` now (at `dpi`), so that showing them later renders no text."""
-        for text in texts:
-            for word in text.split(" "):
-                for piece in self._split(word) if word else []:
-                    self.pieces._stamp(piece, dpi, self.pieces.color)
-                    _ink_width(piece, self.get_fontsize(), dpi)
-
-    def _layout(self, renderer) -> None:
-        """Words (`self.words`) and the pieces drawn (`self.pieces`: numbers split), in display pixels."""
-        words = [w for w in self._text.split(" ") if w]
-        size, dpi = self.get_fontsize(), renderer.dpi
-        space = _ink_width("x x", size, dpi) - 2 * _ink_width("x", size, dpi)
-        starts, pieces, xs, x = [], [], [], 0.0
-        for word in words:
-            starts.append(x)
-            split = self._split(word)
-            if len(split) > 1:  # character after character: digits have no kerning, measuring a word costs 0.1 ms
-                for c in split:
-                    pieces.append(c)
-                    xs.append(x)
-                    x += _ink_width(c, size, dpi)
-            else:
-                pieces.append(word)
-                xs.append(x)
-                x += _ink_width(word, size, dpi)
-            x += space
-        total = x - space if words else 0.0
-        ax, ay = self.get_transform().transform((self.x, self.y))
-        left = {"left": ax, "center": ax - total / 2, "right": ax - total}[self.ha]
-        self.words.set_labels(words, left + np.asarray(starts), np.full(len(words), ay))
-        self.pieces.set_labels(pieces, left + np.asarray(xs), np.full(len(pieces), ay))
-
-    def draw(self, renderer):
-        if not self.get_visible() or not self._text:
-            return
-        if not isinstance(renderer, RendererAgg) or not _drawing(renderer):
-            return super().draw(renderer)
-        place = tuple(self.get_transform().transform((self.x, self.y)))
-        key = (renderer.width, renderer.height, renderer.dpi, self._text, place)
-        canvas = np.asarray(renderer.buffer_rgba())  # (height, width, 4), top row first
-        saved = self._blocks.get(key)
-        if saved is None:
-            self._layout(renderer)
-            saved = self._compose(self.pieces._placements(renderer.dpi, renderer.height), canvas.shape[:2])
-            if len(self._blocks) >= 256:
-                self._blocks.clear()
-            self._blocks[key] = saved
-        if saved is not None:
-            (r0, c0), block = saved
-            canvas[r0:r0 + block.shape[0], c0:c0 + block.shape[1]] = block
-        self.stale = False
-
-    @staticmethod
-    def _compose(placements, shape):
-        """`((top, left), block)`: the pieces over white in one (h, w, 4) uint8 block, clipped to the canvas."""
-        if not placements:
-            return None
-        height, width = shape
-        r0 = max(min(top for _, _, top in placements), 0)
-        c0 = max(min(left for _, left, _ in placements), 0)
-        r1 = min(max(top + stamp[3][1] for stamp, _, top in placements), height)
-        c1 = min(max(left + stamp[3][0] for stamp, left, _ in placements), width)
-        if r1 <= r0 or c1 <= c0:
-            return None
-        grey = np.full((r1 - r0, c1 - c0), 255, np.uint8)  # black text over white: one grey level per pixel
-        for (pixels, _, _, (w, h), _, _), left, top in placements:
-            a0, a1, b0, b1 = max(top, r0), min(top + h, r1), max(left, c0), min(left + w, c1)
-            if a1 <= a0 or b1 <= b0:
-                continue
-            over_white = _over_white(pixels)[a0 - top:a1 - top, b0 - left:b1 - left]
-            target = grey[a0 - r0:a1 - r0, b0 - c0:b1 - c0]
-            np.minimum(target, over_white, out=target)  # where pieces touch, the darker pixel wins
-        block = np.empty((*grey.shape, 4), np.uint8)
-        block[..., :3] = grey[..., None]
-        block[..., 3] = 255
-        return (r0, c0), block
-
 
 class _SavedRegion(Artist):
     """Artists of one Axes that depend only on `key`: drawn once per key, their pixels pasted after that.
@@ -403,17 +263,17 @@ def gqa_explorer(n_heads: int = 8, n_kv_heads: int = 2, T: int = 4096) -> Explor
     for artist in (links, q_boxes, k_boxes):
         ax.add_collection(artist)
     # Only the first and last head are labelled (a picture of 32 labels would be unreadable)
-    q_first, q_last, k_first, k_last = (ax.add_artist(_PastedLine(0, 0, ax.transData, fontsize=8, ha="center",
+    q_first, q_last, k_first, k_last = (ax.add_artist(GlyphLine(0, 0, ax.transData, fontsize=8, ha="center",
                                                                   va="center")) for _ in range(4))
-    title = ax.add_artist(_PastedLine(width / 2, 8, ax.transData, fontsize=10, ha="center", va="top"))
+    title = ax.add_artist(GlyphLine(width / 2, 8, ax.transData, fontsize=10, ha="center", va="top"))
     bar_mha = Rectangle((bx0, by_mha), bx1 - bx0, bar_h, facecolor=cmap(0.25), edgecolor="black", linewidth=0.6)
     bar_this = Rectangle((bx0, by_this), bx1 - bx0, bar_h, facecolor=cmap(0.75), edgecolor="black", linewidth=0.6)
     ax.add_patch(bar_mha)
     ax.add_patch(bar_this)
-    value_mha = ax.add_artist(_PastedLine(bx1 + 6, by_mha + bar_h / 2, ax.transData, fontsize=9, ha="left",
+    value_mha = ax.add_artist(GlyphLine(bx1 + 6, by_mha + bar_h / 2, ax.transData, fontsize=9, ha="left",
                                           va="center"))
-    value_this = ax.add_artist(_PastedLine(0, by_this + bar_h / 2, ax.transData, fontsize=9, ha="left", va="center"))
-    footer = ax.add_artist(_PastedLine(width / 2, height - 6, ax.transData, fontsize=9, ha="center", va="bottom"))
+    value_this = ax.add_artist(GlyphLine(0, by_this + bar_h / 2, ax.transData, fontsize=9, ha="left", va="center"))
+    footer = ax.add_artist(GlyphLine(width / 2, height - 6, ax.transData, fontsize=9, ha="center", va="bottom"))
     # the heads, links and their labels depend on (n_heads, n_kv_heads) only: drawn once per pair, then pasted
     heads = _SavedRegion(ax, [links, q_boxes, k_boxes, q_first, q_last, k_first, k_last],
                          box=(x0 - 8, yq - 16, x1 + 8, yk + box_h + 14))
@@ -641,8 +501,8 @@ def online_softmax_explorer(scores: str = "random", block_size: int = 4, blocks_
     ax_p.set_xticks(j)
     legend = ax_p.legend(loc="upper left", fontsize=8, frameon=False)
     # the two lines of numbers change on every update: drawn word by word from cached word pixels
-    text_top = fig.add_artist(_PastedLine(0.5, 0.975, fig.transFigure, fontsize=10, ha="center", va="top"))
-    text_mid = fig.add_artist(_PastedLine(0.5, 0.905, fig.transFigure, fontsize=9, ha="center", va="top"))
+    text_top = fig.add_artist(GlyphLine(0.5, 0.975, fig.transFigure, fontsize=10, ha="center", va="top"))
+    text_mid = fig.add_artist(GlyphLine(0.5, 0.905, fig.transFigure, fontsize=9, ha="center", va="top"))
     # lines the bars touch are drawn over them on every update, as a full draw layers them
     floor = ax_p.axhline(0, color="black", lw=matplotlib.rcParams["axes.linewidth"])  # the bottom panel's x axis
     # y ticks of our own (cached labels): the y-ranges change with the row of scores, the pasted frames do not

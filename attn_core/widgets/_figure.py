@@ -22,7 +22,12 @@ from matplotlib.text import Text
 
 from ._pixels import _drawing
 
-__all__ = ["Backdrop", "CachedText", "cached_text", "slot", "text_row"]
+__all__ = ["Backdrop", "CachedText", "agg_canvas", "cached_text", "slot", "text_row"]
+
+
+def agg_canvas(fig) -> FigureCanvasAgg:
+    """`fig`'s Agg canvas, given one first if it has none (an `explorer_figure` made without pyplot)."""
+    return fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
 
 
 class Backdrop(Artist):
@@ -90,7 +95,7 @@ class Backdrop(Artist):
             return
         if prepare is not None:
             prepare()
-        canvas = self.fig.canvas if isinstance(self.fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(self.fig)
+        canvas = agg_canvas(self.fig)
         shown = self._hide(self.dynamic)
         try:
             canvas.draw()  # not captured yet, so a normal draw: the static parts alone
@@ -210,7 +215,7 @@ def text_row(fig, x: float, y: float, parts, *, ha: str = "center", transform=No
     from matplotlib.transforms import ScaledTranslation
 
     transform = fig.transFigure if transform is None else transform
-    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    canvas = agg_canvas(fig)
     renderer = canvas.get_renderer()
     style.setdefault("va", "baseline")
     style["ha"] = "left"

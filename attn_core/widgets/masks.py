@@ -12,7 +12,6 @@ import ipywidgets as W
 import matplotlib
 import numpy as np
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.patches import Rectangle
@@ -22,7 +21,7 @@ from ..masks import causal_mask, padding_mask, sliding_window_mask
 from ..positional import sinusoidal_encoding
 from ..viz import CMAP, CSS_DPI, explorer_figure
 from ._base import Explorer
-from ._figure import Backdrop
+from ._figure import Backdrop, agg_canvas
 from ._labels import GlyphLine
 from ._pixels import PixelImage, sprite_text
 
@@ -155,7 +154,7 @@ class _MaskPicture:
         self.title.prepare([f"{t}: 0123456789 of {self.S * self.S} pairs allowed" for t in titles], self.fig.dpi)
         self.subtitle.prepare([f"grey = blocked (weight 0); {rows}" for rows in [*dead, "every row sums to 1"]],
                               self.fig.dpi)
-        canvas = self.fig.canvas if isinstance(self.fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(self.fig)
+        canvas = agg_canvas(self.fig)
         for sentence in SENTENCES:
             self.update(sentence, "none", self.S)
             canvas.draw()

@@ -14,7 +14,6 @@ from functools import partial
 import ipywidgets as W
 import matplotlib
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PatchCollection
 from matplotlib.patches import Rectangle
 
@@ -23,7 +22,7 @@ from ..attention import scaled_dot_product_attention
 from ..multihead import split_heads
 from ..viz import CMAP, CSS_DPI, explorer_figure
 from ._base import Explorer, restrict_options
-from ._figure import Backdrop
+from ._figure import Backdrop, agg_canvas
 from ._labels import GlyphLine
 from ._pixels import ArtistGroup, PixelImage, SpriteText, sprite_text
 
@@ -232,7 +231,7 @@ class _HeadsPicture:
         self.rows_title.prepare([f"query '{token}' (row 0123456789): its weights in each head" for token in self.tokens],
                                 dpi)
         # the query words at both font sizes, black and in the query's colour: one draw each leaves their pixels
-        canvas = self.fig.canvas if isinstance(self.fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(self.fig)
+        canvas = agg_canvas(self.fig)
         shown = [(label.get_visible(), label.get_position(), label.get_fontsize(), label.get_color())
                  for label in self.query_labels]
         for font in (MIN_FONT, 9):

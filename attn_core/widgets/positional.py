@@ -307,7 +307,8 @@ def sinusoidal_explorer(d_model: int = 64, base: float = 10000, n_positions: int
                                 style={**_STYLE, "button_width": "72px"}),  # three buttons fit the 280 px column
     }
     picture = _SinusoidalPicture()
-    picture.prepare(range(4, 129, 4), range(10, 201, 10))  # every view and label now, not during a change
+    d_models, positions = (range(c.min, c.max + 1, c.step) for c in (controls["d_model"], controls["n_positions"]))
+    picture.prepare(d_models, positions)  # every view and label the sliders can ask for now, not during a change
     return Explorer(controls, picture.render, describe=describe_sinusoidal,
                     caption="Sinusoidal positional encoding: change the width, the base and the length")
 

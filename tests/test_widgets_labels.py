@@ -125,7 +125,8 @@ def test_text_line_looks_like_one_text(ha):
     assert ink[0].sum() == pytest.approx(ink[1].sum(), rel=0.05)
 
 
-@pytest.mark.parametrize("name", ["multihead_explorer", "sinusoidal_explorer", "rope_explorer", "mask_explorer", "gqa_explorer",
+@pytest.mark.parametrize("name", ["weighted_average_explorer", "temperature_explorer", "scaling_explorer",
+                                  "self_attention_explorer", "multihead_explorer", "sinusoidal_explorer", "rope_explorer", "mask_explorer", "gqa_explorer",
                                   "online_softmax_explorer"])
 def test_no_control_change_renders_text(name, monkeypatch):
     """After an explorer is built, turning its knobs to values never shown before renders no text:
@@ -155,3 +156,26 @@ def test_no_control_change_renders_text(name, monkeypatch):
             control.value = up if up <= control.max else control.min
     assert ex.n_renders > 4 * len(controls)
     assert rendered == [], f"{name} rendered text during control changes: {rendered[:5]}"
+
+
+@pytest.mark.parametrize("va", ["baseline", "top", "bottom"])
+def test_a_text_row_sits_where_one_text_sits(va):
+    """A `text_row` (fixed words drawn once, numbers pasted glyph by glyph in `GlyphLine` slots)
+    puts its ink where matplotlib's one `Text` of the same line puts it: same rows (the slots
+    sit on the fixed words' baseline), columns within a few pixels (no kerning across pieces)."""
+    from attn_core.widgets._figure import slot, text_row
+
+    ink = []
+    for as_row in (False, True):
+        fig = explorer_figure((5, 1))
+        if as_row:
+            _, (share,) = text_row(fig, 0.5, 0.5, ["output = ", slot("0.00"), " x cat"], fontsize=10, va=va)
+            share.set_text("0.75")
+        else:
+            fig.text(0.5, 0.5, "output = 0.75 x cat", fontsize=10, ha="center", va=va)
+        ink.append((255 - pixels(figure_to_png(fig))).max(axis=-1) > 100)
+    (rows_a, cols_a), (rows_b, cols_b) = (np.nonzero(i) for i in ink)
+    assert len(rows_a) > 100
+    assert abs(rows_a.min() - rows_b.min()) <= 1 and abs(rows_a.max() - rows_b.max()) <= 1
+    assert abs(cols_a.min() - cols_b.min()) <= 3 and abs(cols_a.max() - cols_b.max()) <= 3
+    assert ink[0].sum() == pytest.approx(ink[1].sum(), rel=0.05)

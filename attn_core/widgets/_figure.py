@@ -8,6 +8,8 @@ every change. Two helpers make that redraw cheap:
 - `CachedText` (made with `cached_text`): a label that keeps its pixels per (string, place),
   for labels that change between a few values over a plain background.
 
+Labels whose numbers change on every update are `_labels.GlyphLine`s (as `text_row`'s slots).
+
 Text is the slow part of a matplotlib redraw (2-3 ms per label on this course's machine);
 pasting saved pixels costs almost nothing.
 """
@@ -138,16 +140,10 @@ class CachedText(Text):
 
     Laying out and rendering a label costs 2-3 ms; restoring its saved pixels almost
     nothing. Only for labels over a background that does not change (e.g. white).
-
-    `movable=True`: the pixels are kept per string (and style) only, and pasted wherever
-    the label is placed, so a word drawn once is reused at every position (e.g. token
-    labels whose places change with the sentence). Only for labels whose background is
-    the same colour everywhere they go.
     """
 
-    def __init__(self, *args, movable: bool = False, **kwargs):
+    def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.movable = movable
         self._pixels = {}
 
     def draw(self, renderer):
@@ -156,25 +152,17 @@ class CachedText(Text):
         if not _drawing(renderer):  # savefig(bbox_inches="tight")'s no-op draw: its canvas holds no label to keep
             return super().draw(renderer)
         place = tuple(self.get_transform().transform(self.get_position()))  # in pixels: moves if the canvas does
-        style = (to_rgba(self.get_color()), self.get_fontweight(), self.get_fontsize(), self.get_rotation(),
-                 self.get_horizontalalignment(), self.get_verticalalignment())
-        key = (renderer.width, renderer.height, renderer.dpi, self.get_text(), *style)
-        if not self.movable:
-            key += (place,)
+        key = (renderer.width, renderer.height, renderer.dpi, self.get_text(), place, to_rgba(self.get_color()),
+               self.get_fontweight(), self.get_fontsize(), self.get_rotation(), self.get_horizontalalignment(),
+               self.get_verticalalignment())
         saved = self._pixels.get(key)
         if saved is not None:
-            region, (x0, y0) = saved
-            if (x0, y0) == place:
-                renderer.restore_region(region)
-            else:  # the same pixels, shifted (region extents count y downwards)
-                x1, y1, _, _ = region.get_extents()
-                renderer.restore_region(region, xy=(x1 + round(place[0] - x0), y1 - round(place[1] - y0)))
+            renderer.restore_region(saved)
             return
         super().draw(renderer)
-        box = self.get_window_extent(renderer).padded(2)
         if len(self._pixels) > 256:
             self._pixels.clear()
-        self._pixels[key] = renderer.copy_from_bbox(box), place
+        self._pixels[key] = renderer.copy_from_bbox(self.get_window_extent(renderer).padded(2))
 
 
 def cached_text(parent, x, y, s="", **kwargs) -> CachedText:
@@ -190,58 +178,56 @@ def cached_text(parent, x, y, s="", **kwargs) -> CachedText:
 
 
 def slot(widest: str, **style) -> dict:
-    """A place for changing text in a `text_row`, as wide as `widest` (e.g. "0.00"), with text `style`
-    (`ha="right"`: the text ends where the slot ends, e.g. for numbers of varying length)."""
+    """A place for changing text in a `text_row`, as wide as `widest` (e.g. "0.00"), in `color` (optional;
+    `ha="right"`: the text ends where the slot ends, e.g. for numbers of varying length)."""
+    unknown = set(style) - {"color", "ha"}
+    if unknown:
+        raise TypeError(f"slot() takes only color= and ha=, got {sorted(unknown)}")
     return {"widest": widest, **style}
 
 
-def text_row(fig, x: float, y: float, parts, *, ha: str = "center", transform=None, **style):
+def text_row(fig, x: float, y: float, parts, *, ha: str = "center", transform=None, fontsize: float = 10,
+             va: str = "baseline"):
     """One line of text made of fixed pieces and changing `slot`s, laid out once.
 
     A long title whose numbers change costs a full text layout and rendering on every
     update (about 0.07 ms per character at 160 dpi here); as a row, the fixed words are
-    drawn once (put them in the `Backdrop`'s static parts) and only the short slots
-    (`CachedText`) are drawn again, each from its saved pixels when its value comes back.
+    drawn once (put them in the `Backdrop`'s static parts) and the short slots are
+    `GlyphLine`s, pasted glyph by glyph: a number never shown before renders no text.
+    Call a slot's `prepare(texts, fig.dpi)` with the words it can hold (digits are pieces
+    of their own: `prepare(["0123456789.:"])` covers every number).
 
     Args:
         fig: the Figure (its renderer measures the pieces).
         x, y: where the row is anchored, in `transform` coordinates (default: figure 0..1).
-        parts: strings (fixed) and `slot(widest, **style)` (changing), left to right.
+        parts: strings (fixed) and `slot(widest, color=..., ha=...)` (changing), left to right.
         ha: "left", "center" or "right": how the row sits on `x` (with every slot at its widest).
-        style: text properties for every piece (fontsize, va, ...).
+        fontsize, va: for every piece ("baseline", "top", "center" or "bottom").
     Returns:
-        `(fixed, slots)`: the fixed `Text`s and the slots' `CachedText`s, in order.
+        `(fixed, slots)`: the fixed `Text`s and the slots' `GlyphLine`s, in order.
     """
     from matplotlib.transforms import ScaledTranslation
 
+    from ._labels import GlyphLine
+
     transform = fig.transFigure if transform is None else transform
-    canvas = agg_canvas(fig)
-    renderer = canvas.get_renderer()
-    style.setdefault("va", "baseline")
-    style["ha"] = "left"
-    pieces = []  # (text, string shown, string measured, style)
+    renderer = agg_canvas(fig).get_renderer()
+    fixed, slots, pieces = [], [], []  # pieces: (the artist, its width in pixels, whether it ends at its place)
     for part in parts:
         if isinstance(part, str):
-            pieces.append((Text(0, 0, part, **style), part))
+            text = Text(x, y, part, fontsize=fontsize, va=va, ha="left", figure=fig)
+            pieces.append((text, text.get_window_extent(renderer).width, False))
+            fixed.append(text)
         else:
             part = dict(part)
-            widest = part.pop("widest")
-            pieces.append((CachedText(0, 0, "", clip_on=False, **{**style, **part}), widest))
-    widths = []
-    for text, measured in pieces:
-        shown = text.get_text()
-        text.set_text(measured)
-        text.set_figure(fig)
-        widths.append(text.get_window_extent(renderer).width)
-        text.set_text(shown)
-    start = {"left": 0.0, "center": -sum(widths) / 2, "right": -sum(widths)}[ha]
-    fixed, slots, offset = [], [], start
-    for (text, _), width in zip(pieces, widths):
-        right = text.get_horizontalalignment() == "right"  # a slot(..., ha="right"): flush with what follows
-        text.set_position((x, y))
-        at = offset + width if right else offset
-        text.set_transform(transform + ScaledTranslation(at / fig.dpi, 0, fig.dpi_scale_trans))
-        fig.add_artist(text)
-        (slots if isinstance(text, CachedText) else fixed).append(text)
+            probe = Text(0, 0, part.pop("widest"), fontsize=fontsize, figure=fig)
+            line = GlyphLine(x, y, transform, fontsize=fontsize, va=va, **{"ha": "left", **part})
+            pieces.append((line, probe.get_window_extent(renderer).width, line.ha == "right"))
+            slots.append(line)
+    offset = {"left": 0.0, "center": -sum(w for _, w, _ in pieces) / 2, "right": -sum(w for _, w, _ in pieces)}[ha]
+    for artist, width, ends_here in pieces:
+        at = offset + width if ends_here else offset
+        artist.set_transform(transform + ScaledTranslation(at / fig.dpi, 0, fig.dpi_scale_trans))
+        fig.add_artist(artist)
         offset += width
     return fixed, slots

@@ -34,7 +34,7 @@ from ._pixels import _drawing
 __all__ = ["Labels", "Ticks", "TextLine", "GlyphLine"]
 
 _PAD = 3  # pixels around a stamp, for glyphs that reach past their advance
-_STAMPS: dict = {}  # (text, fontsize, angle, alignment, colour, dpi, max_width) -> stamp; see Labels._stamp
+_STAMPS: dict = {}  # (text, fontsize, fontweight, angle, alignment, colour, dpi, max_width) -> stamp; see Labels._stamp
 _MAX_STAMPS = 2048  # at most ~10 MB: a stamp is a few KB of uint8
 _ELLIPSIS = "\N{HORIZONTAL ELLIPSIS}"
 
@@ -49,12 +49,13 @@ class Labels(Artist):
     Args:
         transform: where `xs`, `ys` are (e.g. `ax.transData`, a blended transform).
         fontsize: in points (at least 8 for the course's pictures).
+        fontweight: "normal" or "bold" (any matplotlib font weight).
         color: the default colour; `set_labels(colors=...)` may give one per label.
         max_width: in points, optional: a longer label is cut and ends in "...".
     """
 
     def __init__(self, transform, *, fontsize: float = 9, color="black", angle: int = 0, ha: str = "left",
-                 va: str = "center", max_width: float | None = None):
+                 va: str = "center", max_width: float | None = None, fontweight="normal"):
         super().__init__()
         if angle not in (0, 90):
             raise ValueError(f"angle must be 0 or 90, got {angle!r}")
@@ -62,6 +63,7 @@ class Labels(Artist):
             raise ValueError(f"ha must be left/center/right and va top/center/bottom, got {ha!r}, {va!r}")
         self.set_transform(transform)
         self.fontsize, self.angle, self.ha, self.va, self.max_width = float(fontsize), angle, ha, va, max_width
+        self.fontweight = fontweight
         self.color = to_rgba(color)
         self.texts: list[str] = []
         self.xs = np.zeros(0)
@@ -80,6 +82,13 @@ class Labels(Artist):
         self.colors = None if colors is None else [to_rgba(c) for c in colors]
         self.stale = True
 
+    def prepare(self, texts, dpi: float, colors=None) -> None:
+        """Render the stamps of `texts` now, at `dpi` (in `colors`, default the labels' colour), so that
+        showing them later renders no text (e.g. every word an explorer can show, when it is built)."""
+        for color in [self.color] if colors is None else [to_rgba(c) for c in colors]:
+            for text in texts:
+                self._stamp(str(text), dpi, color)
+
     def set_fontsize(self, fontsize: float) -> None:
         self.fontsize = float(fontsize)
         self.stale = True
@@ -93,11 +102,11 @@ class Labels(Artist):
         """`(pixels, ax, ay, (width, height), shown, advance)`: the label's premultiplied RGBA pixels
         (uint8), where its anchor point sits in them (pixels, y down), their size, the text drawn
         (cut or not) and its width in pixels."""
-        key = (text, self.fontsize, self.angle, self.ha, self.va, color, dpi, self.max_width)
+        key = (text, self.fontsize, self.fontweight, self.angle, self.ha, self.va, color, dpi, self.max_width)
         stamp = _STAMPS.get(key)
         if stamp is not None:
             return stamp
-        prop = FontProperties(size=self.fontsize)
+        prop = FontProperties(size=self.fontsize, weight=self.fontweight)
         probe = RendererAgg(1, 1, dpi)
         shown = text
         w, h, d = probe.get_text_width_height_descent(shown, prop, False)
@@ -188,8 +197,8 @@ class Labels(Artist):
         colors = self.colors or [self.color] * len(self.texts)
         for (_, _, _, _, shown, _), color, x, y in zip(
                 (self._stamp(t, renderer.dpi, c) for t, c in zip(self.texts, colors)), colors, self.xs, self.ys):
-            label = Text(x, y, shown, color=color, fontsize=self.fontsize, rotation=self.angle, ha=self.ha,
-                         va=self.va, transform=self.get_transform())
+            label = Text(x, y, shown, color=color, fontsize=self.fontsize, fontweight=self.fontweight,
+                         rotation=self.angle, ha=self.ha, va=self.va, transform=self.get_transform())
             label.set_figure(self.figure)
             label.draw(renderer)
 
@@ -253,8 +262,7 @@ class Ticks:
     def prepare(self, ranges, dpi: float, n_bins: int = 5, integer: bool = True, fmt: str = "{:g}") -> None:
         """Render now, at `dpi`, the labels `set(lo, hi, ...)` would show for each `(lo, hi)` of `ranges`."""
         for lo, hi in ranges:
-            for text in self._ticks(lo, hi, n_bins, integer, fmt)[1]:
-                self.labels._stamp(text, dpi, self.labels.color)
+            self.labels.prepare(self._ticks(lo, hi, n_bins, integer, fmt)[1], dpi)
 
     @staticmethod
     def _ticks(lo: float, hi: float, n_bins: int, integer: bool, fmt: str) -> tuple[list, list]:
@@ -281,7 +289,7 @@ class TextLine(Artist):
         if ha not in ("left", "center", "right"):
             raise ValueError(f"ha must be left/center/right, got {ha!r}")
         self.set_transform(transform)
-        self.x, self.y, self.ha = float(x), float(y), ha
+        self.x, self.y, self.ha, self.va = float(x), float(y), ha, va
         self.words = Labels(IdentityTransform(), fontsize=fontsize, color=color, ha="left", va=va)
         self._text = ""
 
@@ -326,7 +334,7 @@ class TextLine(Artist):
             return
         if not isinstance(renderer, RendererAgg):
             Text(self.x, self.y, self._text, fontsize=self.get_fontsize(), color=self.words.color, ha=self.ha,
-                 va=self.words.va, transform=self.get_transform(), figure=self.figure).draw(renderer)
+                 va=self.va, transform=self.get_transform(), figure=self.figure).draw(renderer)
             return
         self._layout(renderer)
         self.words.draw(renderer)
@@ -445,14 +453,17 @@ class GlyphLine(TextLine):
     layout gives it (the sum of the hinted advances before it; no kerning, which these
     labels do not need), so after the first few updates nothing is rendered; `prepare`
     renders every piece a line can hold up front. Lines split at a newline are spaced as
-    matplotlib spaces them (with the font's line gap). The finished line is kept as one
+    matplotlib spaces them (with the font's line gap); `va` may also be "baseline" (the first
+    line's baseline on the anchor, as for `Text`). The finished line is kept as one
     block per text and place and pasted when it comes back: only over a background that
     does not change under it.
     """
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, va: str = "top", **kwargs):
+        if va not in ("top", "center", "bottom", "baseline"):
+            raise ValueError(f"va must be top/center/bottom/baseline, got {va!r}")
         super().__init__(*args, **kwargs)
-        self.va = self.words.va  # the whole line's; each piece's stamp is placed by its top
+        self.va = va  # the whole line's ("baseline": the first line's); each piece's stamp is placed by its top
         self.words = _PieceLabels(self.words.get_transform(), fontsize=self.words.fontsize, color=self.words.color,
                                   ha="left", va="top")
 
@@ -467,7 +478,7 @@ class GlyphLine(TextLine):
         lines = self._text.split("\n")
         baselines = _baselines(self.figure, renderer, size, len(lines))
         height = baselines[-1] + lp_d  # of the text's box, from the first line's top to the last line's descent
-        y += {"top": 0.0, "center": height / 2, "bottom": height}[self.va]  # the box's top (display y points up)
+        y += {"top": 0.0, "center": height / 2, "bottom": height, "baseline": baselines[0]}[self.va]  # the box's top (y up)
         pieces, xs, ys, joins = [], [], [], []
         for line, baseline in zip(lines, baselines):
             top = y - baseline + (lp_h - lp_d)  # the top of a stamp (va="top") is lp's ascent above its baseline

@@ -12,7 +12,6 @@ import numbers
 import ipywidgets as W
 import numpy as np
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.colors import to_rgb
 from matplotlib.ticker import MaxNLocator
@@ -22,9 +21,12 @@ from .. import viz
 from ..attention import scaled_dot_product_attention, softmax
 from ..toy import FEATURES, SENTENCES, toy_embed, toy_projections
 from ._base import Explorer
-from ._figure import Backdrop, CachedText, cached_text, slot, text_row
+from ._figure import Backdrop, slot, text_row
+from ._labels import GlyphLine, Labels
 
 __all__ = ["weighted_average_explorer", "temperature_explorer", "scaling_explorer", "self_attention_explorer"]
+
+_DIGITS = "0123456789.:-"  # every piece a number in a title can hold: what `GlyphLine.prepare` is given for one
 
 
 
@@ -100,10 +102,12 @@ def _weighted_average_figure():
     # (the weights are in the title and in the points' sizes)
     labels = [ax.annotate(word, xy, textcoords="offset points", xytext=(12, 0), ha="left", va="center")
               for word, xy in (("cat", (1, 0)), ("mat", (0, 1)))]
-    def output_label(dx, dy, ha, va):  # "output", `(dx, dy)` points from the star, its pixels kept per place
-        label = CachedText(0.5, 0.5, "output", ha=ha, va=va, color="#b35806", clip_on=False,
-                           transform=ax.transData + ScaledTranslation(dx / 72, dy / 72, fig.dpi_scale_trans))
+    def output_label(dx, dy, ha, va):  # "output", `(dx, dy)` points from the star: its one stamp blended in there
+        label = Labels(ax.transData + ScaledTranslation(dx / 72, dy / 72, fig.dpi_scale_trans), fontsize=10,
+                       color="#b35806", ha=ha, va=va)
+        label.prepare(["output"], fig.dpi)
         ax.add_artist(label)
+        label.set_clip_on(False)
         return label
 
     # beside the star, away from the segment and from the "cat" and "mat" labels (right of their points)
@@ -112,6 +116,8 @@ def _weighted_average_figure():
                   (0.0, output_label(0, 14, "center", "bottom"))]  # w < 0.1, at "mat": above it
     title_fixed, (cat_share, mat_share) = text_row(
         fig, 0.55, 0.9, ["output = ", slot("0.00"), " x cat + ", slot("0.00"), " x mat"], fontsize=10)
+    for share in (cat_share, mat_share):
+        share.prepare([_DIGITS], fig.dpi)
     backdrop = Backdrop(fig, [ax, segment, *labels, *title_fixed],
                         [points, star, *(label for _, label in out_labels), cat_share, mat_share])
 
@@ -122,9 +128,8 @@ def _weighted_average_figure():
         points.set_sizes([40 + 160 * w, 40 + 160 * (1 - w)])
         star.set_offsets([out])
         shown = next(label for lowest, label in out_labels if w >= lowest)
-        for _, label in out_labels:
-            label.set_position(out)
-            label.set_visible(label is shown)
+        for _, label in out_labels:  # one place shows it, the others nothing
+            label.set_labels(*((["output"], [out[0]], [out[1]]) if label is shown else ([], [], [])))
         cat_share.set_text(f"{w:.2f}")
         mat_share.set_text(f"{1 - w:.2f}")
         return fig
@@ -188,6 +193,9 @@ def _temperature_figure():
     fixed, (temp_slot, max_slot, entropy_slot, query_slot) = text_row(
         fig, 0.5, 0.89, ["temperature ", slot("10.0:"), "  max weight ", slot("0.00"), ",  entropy ", slot("0.00"),
                           f" of {math.log(T):.2f} nats,  query ", slot(widest_word, color="#b35806")], fontsize=9)
+    for number in (temp_slot, max_slot, entropy_slot):
+        number.prepare([_DIGITS], fig.dpi)
+    query_slot.prepare([repr(t) for t in tokens], fig.dpi)
     backdrop = Backdrop(fig, [ax, uniform, uniform_label, *fixed],
                         [bars, _axis_line(ax), temp_slot, max_slot, entropy_slot, query_slot])
 
@@ -300,6 +308,14 @@ def _score_counts(d_k: int, scaled: bool) -> np.ndarray:
     return np.histogram(np.clip(scores.ravel(), -_SCORE_RANGE, _SCORE_RANGE), bins=_SCORE_EDGES)[0]
 
 
+def _hist_label(scaled: bool) -> str:
+    return "score" + (" q.k / sqrt(d_k)" if scaled else " q.k (unscaled)")
+
+
+def _mode_text(scaled: bool) -> str:
+    return "scaled by 1/sqrt(d_k)" if scaled else "not scaled"
+
+
 def _scaling_figure():
     """The figure of `scaling_explorer`, built once; returns `render(d_k, scaled)`."""
     fig = viz.explorer_figure((7.2, 3.0))
@@ -312,7 +328,8 @@ def _scaling_figure():
     hist.set_ylabel("count")
     top = max(int(_score_counts(d, scaled).max()) for d in D_K_OPTIONS for scaled in (False, True))
     hist.set_ylim(0, 1.05 * top)  # one y-range for every d_k, like the x-range: heights compare too
-    hist_label = cached_text(hist, 0.5, -0.15, transform=hist.transAxes, ha="center", va="top")
+    hist_label = hist.add_artist(GlyphLine(0.5, -0.15, hist.transAxes, ha="center", va="top"))
+    hist_label.prepare([_hist_label(scaled) for scaled in (False, True)], fig.dpi)
     hist_fixed, (std_slot,) = text_row(fig, 0.5, 1.03, ["64 x 16 scores, std ", slot("00.0")], transform=hist.transAxes,
                                        fontsize=9)
     weight_bars = bars.vlines(range(_N_KEYS), 0, np.zeros(_N_KEYS), colors="#e08214", linewidth=10)
@@ -327,6 +344,9 @@ def _scaling_figure():
         fig, 0.5, 0.93, ["d_k = ", slot("512:"), "  mean max weight ", slot("0.00"), ",  mean entropy ",
                          slot("0.00"), f" of {math.log(_N_KEYS):.2f} nats,  ", slot("scaled by 1/sqrt(d_k)")],
         fontsize=10)
+    for number in (std_slot, d_k_slot, max_slot, entropy_slot):
+        number.prepare([_DIGITS], fig.dpi)
+    mode_slot.prepare([_mode_text(scaled) for scaled in (False, True)], fig.dpi)
     backdrop = Backdrop(fig, [hist, bars, *bars.texts, *hist_fixed, *fixed],
                         [stairs, _axis_line(hist), hist_label, std_slot, weight_bars, _axis_line(bars), d_k_slot,
                          max_slot, entropy_slot, mode_slot])
@@ -336,14 +356,14 @@ def _scaling_figure():
         _, weights = _scaling_scores(d_k, scaled)  # (64, 16)
         stats = scaling_stats(d_k, scaled)
         stairs.set_data(_score_counts(d_k, scaled))
-        hist_label.set_text("score" + (" q.k / sqrt(d_k)" if scaled else " q.k (unscaled)"))
+        hist_label.set_text(_hist_label(scaled))
         std_slot.set_text(f"{stats['score_std']:.1f}")
         order = np.argsort(weights[0])[::-1]
         weight_bars.set_segments([[(i, 0.0), (i, w)] for i, w in enumerate(weights[0][order])])
         d_k_slot.set_text(f"{d_k}:")
         max_slot.set_text(f"{stats['max_weight']:.2f}")
         entropy_slot.set_text(f"{stats['entropy']:.2f}")
-        mode_slot.set_text("scaled by 1/sqrt(d_k)" if scaled else "not scaled")
+        mode_slot.set_text(_mode_text(scaled))
         return fig
 
     return render
@@ -407,6 +427,10 @@ _MAX_WORDS = max(len(sentence.split()) for sentence in SENTENCES.values())
 _QUERY_COLOUR, _LINE_COLOUR = "#b35806", "#1b6ca8"
 
 
+def _scores_title(scores_from: str) -> str:
+    return f"scores from {scores_from}"
+
+
 def _self_attention_figure():
     """The figure of `self_attention_explorer`, built once; returns `(render, describe)`, both called
     with `(sentence, query, scores_from)`.
@@ -423,9 +447,16 @@ def _self_attention_figure():
     line_rgb = to_rgb(_LINE_COLOUR)
     links = LineCollection([], colors=_LINE_COLOUR, capstyle="round")
     lines.add_collection(links)
-    # token labels on white, their pixels reused wherever a word appears (movable)
-    queries = [cached_text(lines, -0.04, 0, ha="right", va="center", movable=True) for _ in range(_MAX_WORDS)]
-    keys = [cached_text(lines, 1.04, 0, ha="left", va="center", movable=True) for _ in range(_MAX_WORDS)]
+    # token labels: each word's pixels rendered once (when the explorer is built) and blended in wherever it goes;
+    # the query is bold and coloured, in a `Labels` of its own
+    queries = Labels(lines.transData, fontsize=10, ha="right", va="center")
+    query_label = Labels(lines.transData, fontsize=10, ha="right", va="center", color=_QUERY_COLOUR, fontweight="bold")
+    keys = Labels(lines.transData, fontsize=10, ha="left", va="center")
+    words = sorted({word for sentence in SENTENCES for word in toy_embed(sentence)[0]})
+    for labels in (queries, query_label, keys):
+        lines.add_artist(labels)
+        labels.set_clip_on(False)
+        labels.prepare(words, fig.dpi)
     headers = [lines.text(0, -0.9, "query", ha="center", va="top", color="0.35"),
                lines.text(1, -0.9, "key", ha="center", va="top", color="0.35")]
     lines_fixed, (top_slot,) = text_row(fig, 0.5, 1.03, ["weights of the query (bold): largest ", slot("0.00")],
@@ -438,9 +469,11 @@ def _self_attention_figure():
     feats.set_xlabel("value")
     feats_title = feats.text(0.5, 1.03, "output of the query", transform=feats.transAxes, ha="center", va="baseline",
                              fontsize=9)
-    title = cached_text(fig, 0.5, 0.98, ha="center", va="top", fontsize=10)
+    title = fig.add_artist(GlyphLine(0.5, 0.98, fig.transFigure, fontsize=10, ha="center", va="top"))
+    title.prepare([_scores_title(mode) for mode in SCORE_MODES], fig.dpi)
+    top_slot.prepare([_DIGITS], fig.dpi)
     backdrop = Backdrop(fig, [feats, *headers, *lines_fixed, feats_title],
-                        [links, *queries, *keys, top_slot, bars, _axis_line(feats, "left"), title])
+                        [links, queries, query_label, keys, top_slot, bars, _axis_line(feats, "left"), title])
 
     def place(n: int) -> np.ndarray:
         return np.linspace(0, _MAX_WORDS - 1, n)[::-1] if n > 1 else np.array([(_MAX_WORDS - 1) / 2])
@@ -458,14 +491,10 @@ def _self_attention_figure():
         tokens, out, w = attention(sentence, scores_from)  # (T, 9), (T, T)
         y = place(len(tokens))
         backdrop.ensure("axes")
-        for i, (left, right) in enumerate(zip(queries, keys)):  # labels keep their pixels: each drawn once
-            for text in (left, right):
-                text.set_visible(i < len(tokens))
-                if i < len(tokens):
-                    text.set_text(tokens[i])
-                    text.set_y(y[i])
-            left.set_color(_QUERY_COLOUR if i == query else "black")
-            left.set_fontweight("bold" if i == query else "normal")
+        others = [i for i in range(len(tokens)) if i != query]
+        queries.set_labels([tokens[i] for i in others], np.full(len(others), -0.04), y[others])
+        query_label.set_labels([tokens[query]], [-0.04], [y[query]])
+        keys.set_labels(tokens, np.full(len(tokens), 1.04), y)
         row = w[query]  # (T,)
         peak = max(float(row.max()), 1e-12)
         shown = np.flatnonzero(row >= 1e-3)
@@ -474,7 +503,7 @@ def _self_attention_figure():
         links.set_colors([(*line_rgb, float(min(1.0, 0.15 + 0.85 * row[j] / peak))) for j in shown])
         top_slot.set_text(f"{row.max():.2f}")
         bars.set_segments([[(0.0, f), (float(v), f)] for f, v in enumerate(out[query])])
-        title.set_text(f"scores from {scores_from}")  # the sentence is in the labels
+        title.set_text(_scores_title(scores_from))  # the sentence is in the labels
         return fig
 
     def describe(sentence, query, scores_from) -> str:
@@ -487,15 +516,6 @@ def _self_attention_figure():
                 f"strongest in {FEATURES[strongest[0]]} ({features[strongest[0]]:.2f}) and "
                 f"{FEATURES[strongest[1]]} ({features[strongest[1]]:.2f}).")
 
-    def draw_every_sentence_once():
-        """Draw each sentence's word labels once, so their pixels are saved before a learner
-        picks it (about 10 ms each, here rather than on the first visit)."""
-        canvas = FigureCanvasAgg(fig)
-        for sentence in SENTENCES:
-            render(sentence, 0, SCORE_MODES[0])
-            canvas.draw()
-
-    draw_every_sentence_once()
     return render, describe
 
 

@@ -526,8 +526,7 @@ def online_softmax_explorer(scores: str = "random", block_size: int = 4, blocks_
     for ylim_s, ylim_p in y_ranges.values():  # every row's tick labels rendered now, not on its first showing
         for ticks, ylim, integer in ((y_ticks[0], ylim_s, True), (y_ticks[1], ylim_p, False)):
             ticks.set(*ylim, n_bins=4, integer=integer)
-            for text in ticks.labels.texts:
-                ticks.labels._stamp(text, fig.dpi, ticks.labels.color)
+            ticks.labels.prepare(ticks.labels.texts, fig.dpi)
 
     def set_limits(scores: str) -> None:
         ylim_s, ylim_p = y_ranges[scores]

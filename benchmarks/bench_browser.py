@@ -160,7 +160,7 @@ def main(argv=None) -> int:
         for path in paths:
             shutil.copy(path, root / "notebooks" / path.name)
         extra = ('--ServerApp.jpserver_extensions={"jupyter_tcp_nodelay": False}',) if args.nagle else ()
-        with jupyterlab_server(root, extra_args=extra) as server, chromium() as browser, \
+        with jupyterlab_server(root, extra_args=extra) as server, chromium(device_scale_factor=DPR) as browser, \
                 loopback_page(browser, viewport=VIEWPORT, device_scale_factor=DPR) as page:
             nodelay = "TCP_NODELAY" in server.log.read_text(errors="replace")
             print(f"server extension jupyter_tcp_nodelay: {'loaded' if nodelay else 'NOT loaded (Nagle on)'}",

@@ -194,13 +194,21 @@ def is_loopback(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def chromium(executable: Path = CHROMIUM):
+def chromium(executable: Path = CHROMIUM, *, device_scale_factor: float = 1):
     """Debian's Chromium, headless, driven by Playwright (`executable_path`: Playwright's
-    own browser builds are never downloaded)."""
+    own browser builds are never downloaded).
+
+    `device_scale_factor`: the screen's, for pages made with the same factor
+    (`loopback_page(..., device_scale_factor=2)`). Playwright's emulation alone makes a page
+    report `devicePixelRatio` 2 while headless Chromium still paints it at scale 1: every
+    picture is then decoded twice per change, at its full size and again scaled down for
+    painting, which a browser on a high-DPI screen never does. `--force-device-scale-factor`
+    makes the browser paint at the page's scale, as on such a screen."""
     from playwright.sync_api import sync_playwright
 
+    args = CHROMIUM_ARGS + ([f"--force-device-scale-factor={device_scale_factor:g}"] if device_scale_factor != 1 else [])
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(executable), headless=True, args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(executable_path=str(executable), headless=True, args=args)
         try:
             yield browser
         finally:
@@ -665,14 +673,15 @@ def percentile(values, q: float) -> float:
 
 
 @pytest.fixture(scope="module")
-def browser():
-    """One Chromium for a test module (import this fixture); in CI a missing Chromium fails, elsewhere it skips."""
+def browser(request):
+    """One Chromium for a test module (import this fixture), for the module's screen: its `DPR`
+    (device pixel ratio) if it has one, else 1. In CI a missing Chromium fails, elsewhere it skips."""
     if not CHROMIUM.exists():
         reason = f"{CHROMIUM} is missing (Debian package 'chromium'; .ci/run installs it)"
         if os.environ.get("CI"):
             pytest.fail(reason + ": the browser test must run in CI")
         pytest.skip(reason)
-    with chromium() as b:
+    with chromium(device_scale_factor=getattr(request.module, "DPR", 1)) as b:
         yield b
 
 

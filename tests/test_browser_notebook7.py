@@ -35,7 +35,7 @@ def notebook7(tmp_path_factory):
         pytest.skip(reason)
     root = tmp_path_factory.mktemp("nb7-root")
     shutil.copytree(ROOT / "notebooks", root / "notebooks", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-    with jupyterlab_server(root, app="notebook") as server, chromium() as browser, \
+    with jupyterlab_server(root, app="notebook") as server, chromium(device_scale_factor=2) as browser, \
             loopback_page(browser, viewport=(1400, 900), device_scale_factor=2) as page:
         yield Lab(page, server)
 

@@ -323,3 +323,23 @@ def test_update_is_fast_for_a_20_token_sentence(minilm):
         ex.controls["head"].value = (ex.controls["head"].value + 1) % 12
         times.append(time.perf_counter() - start)
     assert statistics.median(times) < 0.5
+
+
+def test_no_control_change_renders_text(minilm, monkeypatch):
+    """Going round the viewer's controls (show, layer, head, query) as the browser benchmark does
+    renders no text: the labels are stamps, and both views' static parts (the grid's tick labels
+    too) are captured when the viewer is built, not on the first switch to "all 72 heads"."""
+    from matplotlib.backends.backend_agg import RendererAgg
+
+    ex = head_viewer(*minilm)
+    rendered = []
+    draw_text = RendererAgg.draw_text
+    monkeypatch.setattr(RendererAgg, "draw_text",
+                        lambda self, gc, x, y, s, *args, **kwargs: (rendered.append(s), draw_text(self, gc, x, y, s, *args, **kwargs)))
+    controls = [control for name, control in ex.controls.items() if name != "sentence"]
+    renders = ex.n_renders
+    for i in range(4 * len(controls) * 4):
+        control = controls[i % len(controls)]
+        control.index = (control.index + 1) % len(control.options)
+    assert ex.n_renders > renders + 4 * len(controls)
+    assert rendered == [], f"the head viewer rendered text during control changes: {rendered[:5]}"

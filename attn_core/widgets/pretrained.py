@@ -203,6 +203,8 @@ class HeadViewer:
         static = [ax_lines, ax_heat, self.cax_one, *self.headers, ax_grid, self.cax_grid,
                   *(part for bar in bars for part in (bar.solids, bar.dividers))]  # colour bars: pasted too
         self.backdrop = Backdrop(fig, static, dynamic)
+        for mode in ("message", MODES[1], MODES[0]):  # each view's static pixels captured now, not on its first showing
+            self._show(mode)
         self._tokens = None  # the tokens the labels and segments were laid out for
 
     def _show(self, mode: str) -> None:

@@ -9,8 +9,10 @@ changed `--changes` times. Each change is timed in the page's JavaScript, from
 performance.now() right before the event is dispatched to the new picture decoded (a
 MutationObserver on the <img>'s src, then img.decode()). Prints the median and p95 per
 explorer (and the median time at which the new src was set, before decoding), and the changes after which the picture did not change within the timeout.
-Last, a baseline: a dropdown that swaps ready-made pictures of the multi-head explorer (no
-drawing in the kernel), the floor that widget messages, JupyterLab and Chromium set.
+Last, the baselines: a dropdown that swaps ready-made pictures of the multi-head explorer (no
+drawing in the kernel), the floor that widget messages, JupyterLab and Chromium set, shown by
+the explorers' own `Picture` (a data: URL) and by a plain `ipywidgets.Image` (a blob: URL).
+Chromium runs at the page's device scale factor (`browser_util.chromium`).
 
     python benchmarks/bench_browser.py                      # all lessons, 20 changes each
     python benchmarks/bench_browser.py --lessons 04 06 --changes 10 --json out.json
@@ -61,9 +63,12 @@ def lesson_paths(notebooks: Path, numbers) -> list[Path]:
 # The floor of the pipeline on this machine: a dropdown that swaps ready-made pictures (the
 # multi-head explorer's own PNGs, rendered beforehand), so the kernel does no drawing: what
 # is left is the widget messages, the websocket, JupyterLab and Chromium decoding the PNG.
+# Shown by the explorers' own `Picture` (a data: URL), and, for comparison, by a plain
+# `ipywidgets.Image` (a blob: URL, which Chromium fetches through its browser process).
 BASELINE = '''\
 import ipywidgets as W
 from attn_core.widgets import multihead_explorer
+from attn_core.widgets._base import Picture
 
 ex = multihead_explorer()
 pngs = []
@@ -72,20 +77,24 @@ for n_heads in ex.controls["n_heads"].options[:8]:
     pngs.append(bytes(ex.view.value))
 width = ex.view.layout.width
 baseline_picture = W.Dropdown(options=list(range(len(pngs))), value=0, description="picture")
-view = W.Image(value=pngs[0], format="png", layout=W.Layout(width=width))
+view = {kind}(value=pngs[0], layout=W.Layout(width=width){format})
 baseline_picture.observe(lambda change: setattr(view, "value", pngs[change["new"]]), names="value")
 W.HBox([baseline_picture, view])
 '''
+BASELINES = {"ready-made 04 pictures": ("Picture", ""),
+             "same, plain Image (blob:)": ("W.Image", ', format="png"')}
 
 
-def write_baseline(folder: Path) -> str:
+def write_baseline(folder: Path, name: str) -> str:
     import nbformat
 
+    kind, format_ = BASELINES[name]
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
-    nb.cells = [nbformat.v4.new_code_cell(BASELINE)]
-    nbformat.write(nb, folder / "baseline.ipynb")
-    return "baseline.ipynb"
+    nb.cells = [nbformat.v4.new_code_cell(BASELINE.format(kind=kind, format=format_))]
+    path = f"baseline_{list(BASELINES).index(name)}.ipynb"
+    nbformat.write(nb, folder / path)
+    return path
 
 
 def measure_lesson(lab: Lab, path: str, *, changes: int, timeout: float, name: str | None = None) -> list[dict]:
@@ -173,10 +182,10 @@ def main(argv=None) -> int:
                 rows += measure_lesson(lab, rel, changes=args.changes, timeout=args.timeout)
                 print(f"   ({path.stem}: {time.monotonic() - start:.0f} s)", flush=True)
             if args.baseline:
-                rel = write_baseline(root)
-                server.trust(root / rel)
-                rows += measure_lesson(lab, rel, changes=args.changes, timeout=args.timeout,
-                                       name="ready-made 04 pictures")
+                for name in BASELINES:
+                    rel = write_baseline(root, name)
+                    server.trust(root / rel)
+                    rows += measure_lesson(lab, rel, changes=args.changes, timeout=args.timeout, name=name)
             if page.blocked_requests:
                 print(f"requests that left 127.0.0.1 (blocked): {page.blocked_requests[:5]}")
     finally:

@@ -13,6 +13,7 @@ import random
 import ipywidgets as W
 import numpy as np
 import pytest
+import traitlets
 
 from attn_core.widgets import EXPLORERS, Explorer
 
@@ -307,6 +308,24 @@ def test_picture_with_a_tooltip_syncs_an_empty_description():
     assert isinstance(ex.view, W.Image)
 
 
+def test_the_browser_gets_the_picture_as_a_data_url():
+    """`view.value` is the PNG in Python; what is synced to the browser is the same PNG as the
+    bytes of a data: URL with format "url" (ipywidgets' image view sets it as the src as is;
+    a blob: URL costs a fetch through the browser process on every change)."""
+    import base64
+
+    ex = toy_explorer()
+    png = bytes(ex.view.value)
+    assert png.startswith(b"\x89PNG")
+    state = ex.view.get_state()
+    assert state["format"] == "url"
+    url = bytes(state["value"])
+    prefix = b"data:image/png;base64,"
+    assert url.startswith(prefix) and base64.b64decode(url[len(prefix):]) == png
+    with pytest.raises(traitlets.TraitError, match="data: URL"):
+        ex.view.format = "png"  # the browser would take the data: URL for PNG bytes
+
+
 def test_cached_text_survives_a_tight_save_first():
     """savefig(bbox_inches="tight") first runs a no-op draw; a CachedText must not keep its blank pixels."""
     import io
@@ -331,8 +350,8 @@ def test_cached_text_survives_a_tight_save_first():
 
 
 def test_picture_and_its_tooltip_travel_in_one_message():
-    """Each state message for the <img> makes the browser build a new blob URL and decode the
-    PNG again: a picture and its text alternative must go together."""
+    """Each state message for the <img> makes the browser set its src again (and decode the
+    PNG again, unless it is cached): a picture and its text alternative must go together."""
     ex = EXPLORERS["temperature_explorer"]()
     sent = []
     original = ex.view.send_state

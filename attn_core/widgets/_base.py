@@ -9,12 +9,14 @@ stretched, only shrunk when the window is narrower.
 
 from __future__ import annotations
 
+import base64
 import html
 import struct
 from typing import Callable
 
 import ipywidgets as W
 import traitlets
+from ipywidgets.widgets.trait_types import CByteMemoryView
 
 from ..viz import CSS_DPI, DEVICE_PIXEL_RATIO, figure_to_png
 
@@ -59,8 +61,22 @@ def png_dpi(png: bytes) -> float | None:
     return None
 
 
+def _data_url(png: bytes, widget=None) -> bytes:
+    """PNG bytes as the bytes of a `data:` URL (what a `Picture` sends the browser)."""
+    return b"data:image/png;base64," + base64.b64encode(png)
+
+
 class Picture(W.Image):
-    """An `ipywidgets.Image` whose `tooltip` (the `<img title>`, its accessible name) can be set.
+    """An `ipywidgets.Image` of PNG bytes, sent to the browser as a `data:` URL, whose `tooltip`
+    (the `<img title>`, its accessible name) can be set.
+
+    `value` holds the PNG bytes in Python, as for any `Image`; the browser gets them as the
+    bytes of a `data:image/png;base64,...` URL with `format="url"`, which ipywidgets' own
+    image view puts in the `<img src>` as they are. A plain `Image` wraps its bytes in a
+    `blob:` URL instead, which Chromium fetches through its browser process before decoding
+    (about 6 ms of a change here), and a new one each time, so a picture shown before is
+    decoded again; a data URL is decoded where it is, and one seen before comes from the
+    browser's memory cache (see `benchmarks/README.md`).
 
     ipywidgets 8.1's front-end sets an element's title only when its model's `description`
     is empty, and reads `description.length` to find out; `Image` has no `description`, so
@@ -69,6 +85,16 @@ class Picture(W.Image):
     """
 
     description = traitlets.Unicode("").tag(sync=True)
+    format = traitlets.Unicode("url", help="'url': the browser gets `value` as a data: URL").tag(sync=True)
+    value = CByteMemoryView(help="The picture's PNG bytes (a memory view, as `Image.value`)").tag(
+        sync=True, to_json=_data_url)
+
+    @traitlets.validate("format")
+    def _only_url(self, proposal):
+        if proposal["value"] != "url":
+            raise traitlets.TraitError(f"a Picture sends PNG bytes as a data: URL (format 'url'), "
+                                       f"got format {proposal['value']!r}")
+        return proposal["value"]
 
 
 def _full_descriptions(control: W.Widget) -> None:
@@ -115,7 +141,7 @@ class Explorer(W.HBox):
                  caption: str | None = None, describe: Callable | None = None):
         self.controls = dict(controls)
         self.caption = caption
-        self.view = Picture(format="png", layout=W.Layout(max_width="100%", height="auto"))
+        self.view = Picture(layout=W.Layout(max_width="100%", height="auto"))
         self.alt = W.HTML(layout=W.Layout(max_width="100%"))
         self._render_fn = render
         self._describe = describe

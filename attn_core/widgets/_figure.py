@@ -177,6 +177,9 @@ def cached_text(parent, x, y, s="", **kwargs) -> CachedText:
     return text
 
 
+_NUMBER_PIECES = "0123456789.:-"  # what the numbers in a `text_row` slot are made of
+
+
 def slot(widest: str, **style) -> dict:
     """A place for changing text in a `text_row`, as wide as `widest` (e.g. "0.00"), in `color` (optional;
     `ha="right"`: the text ends where the slot ends, e.g. for numbers of varying length)."""
@@ -193,9 +196,9 @@ def text_row(fig, x: float, y: float, parts, *, ha: str = "center", transform=No
     A long title whose numbers change costs a full text layout and rendering on every
     update (about 0.07 ms per character at 160 dpi here); as a row, the fixed words are
     drawn once (put them in the `Backdrop`'s static parts) and the short slots are
-    `GlyphLine`s, pasted glyph by glyph: a number never shown before renders no text.
-    Call a slot's `prepare(texts, fig.dpi)` with the words it can hold (digits are pieces
-    of their own: `prepare(["0123456789.:"])` covers every number).
+    `GlyphLine`s, pasted glyph by glyph: a number never shown before renders no text (every
+    digit, ".", ":" and "-" is rendered here). Call a slot's `prepare(texts, fig.dpi)` with
+    any words it can hold.
 
     Args:
         fig: the Figure (its renderer measures the pieces).
@@ -222,6 +225,7 @@ def text_row(fig, x: float, y: float, parts, *, ha: str = "center", transform=No
             part = dict(part)
             probe = Text(0, 0, part.pop("widest"), fontsize=fontsize, figure=fig)
             line = GlyphLine(x, y, transform, fontsize=fontsize, va=va, **{"ha": "left", **part})
+            line.prepare([_NUMBER_PIECES], fig.dpi)
             pieces.append((line, probe.get_window_extent(renderer).width, line.ha == "right"))
             slots.append(line)
     offset = {"left": 0.0, "center": -sum(w for _, w, _ in pieces) / 2, "right": -sum(w for _, w, _ in pieces)}[ha]

@@ -26,8 +26,6 @@ from ._labels import GlyphLine, Labels
 
 __all__ = ["weighted_average_explorer", "temperature_explorer", "scaling_explorer", "self_attention_explorer"]
 
-_DIGITS = "0123456789.:-"  # every piece a number in a title can hold: what `GlyphLine.prepare` is given for one
-
 
 
 def _entropy(weights: np.ndarray) -> np.ndarray:
@@ -116,8 +114,6 @@ def _weighted_average_figure():
                   (0.0, output_label(0, 14, "center", "bottom"))]  # w < 0.1, at "mat": above it
     title_fixed, (cat_share, mat_share) = text_row(
         fig, 0.55, 0.9, ["output = ", slot("0.00"), " x cat + ", slot("0.00"), " x mat"], fontsize=10)
-    for share in (cat_share, mat_share):
-        share.prepare([_DIGITS], fig.dpi)
     backdrop = Backdrop(fig, [ax, segment, *labels, *title_fixed],
                         [points, star, *(label for _, label in out_labels), cat_share, mat_share])
 
@@ -193,8 +189,6 @@ def _temperature_figure():
     fixed, (temp_slot, max_slot, entropy_slot, query_slot) = text_row(
         fig, 0.5, 0.89, ["temperature ", slot("10.0:"), "  max weight ", slot("0.00"), ",  entropy ", slot("0.00"),
                           f" of {math.log(T):.2f} nats,  query ", slot(widest_word, color="#b35806")], fontsize=9)
-    for number in (temp_slot, max_slot, entropy_slot):
-        number.prepare([_DIGITS], fig.dpi)
     query_slot.prepare([repr(t) for t in tokens], fig.dpi)
     backdrop = Backdrop(fig, [ax, uniform, uniform_label, *fixed],
                         [bars, _axis_line(ax), temp_slot, max_slot, entropy_slot, query_slot])
@@ -344,8 +338,6 @@ def _scaling_figure():
         fig, 0.5, 0.93, ["d_k = ", slot("512:"), "  mean max weight ", slot("0.00"), ",  mean entropy ",
                          slot("0.00"), f" of {math.log(_N_KEYS):.2f} nats,  ", slot("scaled by 1/sqrt(d_k)")],
         fontsize=10)
-    for number in (std_slot, d_k_slot, max_slot, entropy_slot):
-        number.prepare([_DIGITS], fig.dpi)
     mode_slot.prepare([_mode_text(scaled) for scaled in (False, True)], fig.dpi)
     backdrop = Backdrop(fig, [hist, bars, *bars.texts, *hist_fixed, *fixed],
                         [stairs, _axis_line(hist), hist_label, std_slot, weight_bars, _axis_line(bars), d_k_slot,
@@ -471,7 +463,6 @@ def _self_attention_figure():
                              fontsize=9)
     title = fig.add_artist(GlyphLine(0.5, 0.98, fig.transFigure, fontsize=10, ha="center", va="top"))
     title.prepare([_scores_title(mode) for mode in SCORE_MODES], fig.dpi)
-    top_slot.prepare([_DIGITS], fig.dpi)
     backdrop = Backdrop(fig, [feats, *headers, *lines_fixed, feats_title],
                         [links, queries, query_label, keys, top_slot, bars, _axis_line(feats, "left"), title])
 

@@ -6,9 +6,12 @@ ratio 2. For each lesson with explorers (00-06, 09, 10 by default): open it, Run
 on every live explorer change its controls in turn (round robin: next dropdown option, an
 arrow key on a slider, the next toggle button, a checkbox click) until its picture has
 changed `--changes` times. Each change is timed in the page's JavaScript, from
-performance.now() right before the event is dispatched to the new picture decoded (a
-MutationObserver on the <img>'s src, then img.decode()). Prints the median and p95 per
-explorer (and the median time at which the new src was set, before decoding), and the changes after which the picture did not change within the timeout.
+performance.now() right before the event is dispatched to the new picture decoded
+(img.decode() resolving), or with `--until painted` to the presentation time of the first
+frame that shows it (the Element Timing API's renderTime; this adds headless Chromium's
+software compositing, 14-29 ms a frame here: see benchmarks/README.md). Prints the median and p95 per explorer (and the
+median time at which the new src was set: the kernel's answer is in), and the changes after
+which the picture did not change within the timeout.
 Last, the baselines: a dropdown that swaps ready-made pictures of the multi-head explorer (no
 drawing in the kernel), the floor that widget messages, JupyterLab and Chromium set, shown by
 the explorers' own `Picture` (a data: URL) and by a plain `ipywidgets.Image` (a blob: URL).
@@ -16,6 +19,7 @@ Chromium runs at the page's device scale factor (`browser_util.chromium`).
 
     python benchmarks/bench_browser.py                      # all lessons, 20 changes each
     python benchmarks/bench_browser.py --lessons 04 06 --changes 10 --json out.json
+    python benchmarks/bench_browser.py --repeat 3      # three rounds: each explorer's median per round, and all together
     python benchmarks/bench_browser.py --nagle       # without the jupyter_tcp_nodelay server extension
 
 The server runs as a learner's does: JupyterLab's default settings (windowing mode
@@ -97,7 +101,8 @@ def write_baseline(folder: Path, name: str) -> str:
     return path
 
 
-def measure_lesson(lab: Lab, path: str, *, changes: int, timeout: float, name: str | None = None) -> list[dict]:
+def measure_lesson(lab: Lab, path: str, *, changes: int, timeout: float, name: str | None = None,
+                   until: str = "painted") -> list[dict]:
     """Open, Run All, exercise every explorer of one lesson; one summary per explorer."""
     lab.page.console_errors.clear()
     lab.open_notebook(path)
@@ -108,8 +113,8 @@ def measure_lesson(lab: Lab, path: str, *, changes: int, timeout: float, name: s
             print(f"  {path}: cell errors after Run All: {errors[:3]}", flush=True)
         rows = []
         for explorer in find_explorers(lab):
-            results = exercise_explorer(lab, explorer, changes=changes, timeout=timeout)
-            times = [r["ms"] for r in results if r["changed"]]
+            results = exercise_explorer(lab, explorer, changes=changes, timeout=timeout, until=until)
+            times = [r["ms"] for r in results if r["changed"] and r["ms"] is not None]
             arrived = [r["arrivedMs"] for r in results if r["changed"]]
             last = results[-1]
             rows.append({
@@ -119,6 +124,7 @@ def measure_lesson(lab: Lab, path: str, *, changes: int, timeout: float, name: s
                 "p95_ms": percentile(times, 95) if times else None, "max_ms": max(times) if times else None,
                 "arrived_median_ms": statistics.median(arrived) if arrived else None,
                 "unchanged": [r["what"] for r in results if not r["changed"] and not r["skipped"]],
+                "until": until, "untimed": sum(r["changed"] and r["ms"] is None for r in results),
                 "css_width": last["cssWidth"], "natural_width": last["naturalWidth"],
                 "run_all_s": round(run_s, 1), "times_ms": [round(t, 1) for t in times],
             })
@@ -135,9 +141,32 @@ def format_row(row: dict) -> str:
             f"   p95 {row['p95_ms']:6.0f} ms   max {row['max_ms']:6.0f} ms"
             f"   (src set at {row['arrived_median_ms']:4.0f} ms)"
             f"   picture {row['css_width']:.0f} CSS px wide, PNG {row['natural_width']} px")
+    if row["untimed"]:
+        text += f"   ({row['untimed']} changes to a picture shown before: no paint reported, not timed)"
     if row["unchanged"]:
         text += f"   ({len(row['unchanged'])} changes left the picture as it was: {row['unchanged'][:2]})"
     return text
+
+
+def summary(rows: list[dict]) -> str:
+    """One line per explorer over every run: each run's median, the median of all its changes
+    together and their p95, and how far its median sits above the same run's data: URL baseline."""
+    base = {r["run"]: r["median_ms"] for r in rows if r["explorer"] == "ready-made 04 pictures" and r["n"]}
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["lesson"].split("_")[0], row["explorer"]), []).append(row)
+    lines = [f"over {len({r['run'] for r in rows})} runs: median of each run | all changes: median / p95 | "
+             f"median above the run's data: URL baseline"]
+    for (lesson, explorer), runs in groups.items():
+        times = [t for r in runs for t in r["times_ms"]]
+        if not times:
+            continue
+        each = " ".join(f"{r['median_ms']:3.0f}" for r in runs if r["n"])
+        above = [r["median_ms"] - base[r["run"]] for r in runs if r["n"] and r["run"] in base]
+        gap = f"{statistics.median(above):+4.0f}" if above and not explorer.startswith(("ready", "same")) else "    "
+        lines.append(f"{lesson if not lesson.startswith('baseline') else '':<8} {explorer:<26} runs {each:<14} | "
+                     f"{statistics.median(times):4.0f} / {percentile(times, 95):4.0f} ms | {gap} ms")
+    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
@@ -150,6 +179,13 @@ def main(argv=None) -> int:
     parser.add_argument("--nagle", action="store_true",
                         help="disable the jupyter_tcp_nodelay server extension (Nagle's algorithm back on the "
                              "kernel websockets, as in a plain jupyter_server): to measure what it saves")
+    parser.add_argument("--until", choices=["decoded", "painted"], default="decoded",
+                        help="when a picture counts as shown: 'decoded' (default, the goal's measure), "
+                             "img.decode() resolving, or 'painted', the presentation time of the first frame "
+                             "that shows it (Element Timing renderTime)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="measure every lesson (and the baselines) this many times, round after round, and "
+                             "print each explorer's figures over all rounds (default: 1)")
     parser.add_argument("--no-baseline", dest="baseline", action="store_false",
                         help="skip the baseline (ready-made pictures swapped by a dropdown: the pipeline's floor)")
     args = parser.parse_args(argv)
@@ -159,7 +195,8 @@ def main(argv=None) -> int:
     import attn_core  # noqa: F401  (which library the kernel will import, for the record)
 
     print(f"library: {Path(attn_core.__file__).parent}; load: {os.getloadavg()[0]:.2f} "
-          f"(1 min), {os.cpu_count()} cores; Chromium {VIEWPORT[0]} x {VIEWPORT[1]}, DPR {DPR}, JupyterLab",
+          f"(1 min), {os.cpu_count()} cores; Chromium {VIEWPORT[0]} x {VIEWPORT[1]}, DPR {DPR}, JupyterLab; "
+          f"timed until {args.until}",
           flush=True)
     root = Path(tempfile.mkdtemp(prefix="bench-browser-"))
     rows = []
@@ -175,22 +212,30 @@ def main(argv=None) -> int:
             print(f"server extension jupyter_tcp_nodelay: {'loaded' if nodelay else 'NOT loaded (Nagle on)'}",
                   flush=True)
             lab = Lab(page, server)
-            for path in paths:
-                rel = f"notebooks/{path.name}"
-                server.trust(root / rel)
-                start = time.monotonic()
-                rows += measure_lesson(lab, rel, changes=args.changes, timeout=args.timeout)
-                print(f"   ({path.stem}: {time.monotonic() - start:.0f} s)", flush=True)
-            if args.baseline:
-                for name in BASELINES:
-                    rel = write_baseline(root, name)
+            for run in range(1, args.repeat + 1):
+                if args.repeat > 1:
+                    print(f"run {run} of {args.repeat} (load {os.getloadavg()[0]:.2f})", flush=True)
+                for path in paths:
+                    rel = f"notebooks/{path.name}"
                     server.trust(root / rel)
-                    rows += measure_lesson(lab, rel, changes=args.changes, timeout=args.timeout, name=name)
+                    start = time.monotonic()
+                    rows += [dict(row, run=run) for row in
+                             measure_lesson(lab, rel, changes=args.changes, timeout=args.timeout, until=args.until)]
+                    print(f"   ({path.stem}: {time.monotonic() - start:.0f} s)", flush=True)
+                if args.baseline:
+                    for name in BASELINES:
+                        rel = write_baseline(root, name)
+                        server.trust(root / rel)
+                        rows += [dict(row, run=run) for row in
+                                 measure_lesson(lab, rel, changes=args.changes, timeout=args.timeout, name=name,
+                                                until=args.until)]
             if page.blocked_requests:
                 print(f"requests that left 127.0.0.1 (blocked): {page.blocked_requests[:5]}")
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(f"load after: {os.getloadavg()[0]:.2f} (1 min)")
+    if args.repeat > 1 and rows:
+        print(summary(rows))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n")
     return 0 if rows and all(r["n"] >= 10 for r in rows) else 1

@@ -102,7 +102,7 @@ def write_baseline(folder: Path, name: str) -> str:
 
 
 def measure_lesson(lab: Lab, path: str, *, changes: int, timeout: float, name: str | None = None,
-                   until: str = "painted") -> list[dict]:
+                   until: str = "decoded") -> list[dict]:
     """Open, Run All, exercise every explorer of one lesson; one summary per explorer."""
     lab.page.console_errors.clear()
     lab.open_notebook(path)
@@ -189,6 +189,8 @@ def main(argv=None) -> int:
     parser.add_argument("--no-baseline", dest="baseline", action="store_false",
                         help="skip the baseline (ready-made pictures swapped by a dropdown: the pipeline's floor)")
     args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error("--repeat: at least 1 round")
     if args.changes < 10:
         parser.error("--changes: at least 10 changes per explorer")
 

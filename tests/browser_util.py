@@ -614,7 +614,6 @@ _CHANGE_AND_TIME = """async ({id, index, timeoutMs, titleMs, until}) => {%s
           ms = performance.now() - t0;
           timedBy = 'decoded';
         }
-        paints.disconnect();
         // the title (text alternative) comes in its own message, after the picture: wait for it
         const titleUntil = performance.now() + titleMs;
         while (img.title === before.title && performance.now() < titleUntil) await new Promise(r => setTimeout(r, 20));

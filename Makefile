@@ -6,6 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
 SERVER_CONFIG := $(VENV)/etc/jupyter/jupyter_server_config.d/jupyter_tcp_nodelay.json
+PAGE_CONFIG   := $(VENV)/etc/jupyter/labconfig/page_config.json
 
 .PHONY: lab test setup bench bench-widgets bench-notebooks bench-pretrained bench-head-viewer bench-inference bench-scaling bench-browser html clean classroom-setup classroom-test
 
@@ -14,14 +15,14 @@ SERVER_CONFIG := $(VENV)/etc/jupyter/jupyter_server_config.d/jupyter_tcp_nodelay
 # there, and only there, `make lab` passes --allow-root.
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root)
 
-lab: $(STAMP) $(LAB_OVERRIDES) $(SERVER_CONFIG)
+lab: $(STAMP) $(LAB_OVERRIDES) $(SERVER_CONFIG) $(PAGE_CONFIG)
 	$(BIN)/jupyter trust notebooks/*.ipynb
 	$(BIN)/jupyter lab $(ALLOW_ROOT) notebooks/00_start_here.ipynb
 
-test: $(STAMP) $(SERVER_CONFIG)
+test: $(STAMP) $(SERVER_CONFIG) $(PAGE_CONFIG)
 	$(BIN)/python -m pytest
 
-setup: $(STAMP) $(LAB_OVERRIDES) $(SERVER_CONFIG)
+setup: $(STAMP) $(LAB_OVERRIDES) $(SERVER_CONFIG) $(PAGE_CONFIG)
 
 # JupyterLab's (and Notebook 7's) app-level settings overrides, read from the environment's
 # share/jupyter/lab/settings/ for every user, so nothing is written into ~/.jupyter: save
@@ -38,6 +39,15 @@ $(LAB_OVERRIDES): classroom/overrides.json $(STAMP)
 # (jupyter_tcp_nodelay/__init__.py). `pip install .` (Binder) writes this file itself; the
 # editable install of `make setup` does not install data files, so it is copied here.
 $(SERVER_CONFIG): jupyter-config/jupyter_server_config.d/jupyter_tcp_nodelay.json $(STAMP)
+	mkdir -p $(dir $@)
+	cp $< $@
+
+# JupyterLab's (and Notebook 7's) page config for this environment: no busy favicon. The
+# tab's icon was swapped on every busy/idle change of the kernel, so twice per explorer
+# change, and the browser spent about 15 ms of each change on it (benchmarks/README.md,
+# "The busy favicon"). The kernel indicator in the notebook's toolbar still shows busy.
+# `pip install .` (Binder, a hub) writes this file itself, like the server config above.
+$(PAGE_CONFIG): jupyter-config/labconfig/page_config.json $(STAMP)
 	mkdir -p $(dir $@)
 	cp $< $@
 

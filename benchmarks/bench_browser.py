@@ -21,10 +21,12 @@ Chromium runs at the page's device scale factor (`browser_util.chromium`).
     python benchmarks/bench_browser.py --lessons 04 06 --changes 10 --json out.json
     python benchmarks/bench_browser.py --repeat 3      # three rounds: each explorer's median per round, and all together
     python benchmarks/bench_browser.py --nagle       # without the jupyter_tcp_nodelay server extension
+    python benchmarks/bench_browser.py --favicon-busy   # with JupyterLab's busy favicon back on
 
 The server runs as a learner's does: JupyterLab's default settings (windowing mode
-"contentVisibility") and the server extensions of this environment (`jupyter_tcp_nodelay`,
-which `make setup` enables; the first line printed says whether it was loaded).
+"contentVisibility"), the server extensions of this environment (`jupyter_tcp_nodelay`,
+which `make setup` enables) and its page config (`etc/jupyter/labconfig/page_config.json`,
+which turns JupyterLab's busy favicon off); the first lines printed say whether both hold.
 
 The library the kernel imports is the one on its `sys.path`: to measure another checkout
 (e.g. before a change), run with PYTHONPATH=<checkout> and --notebooks <checkout>/notebooks.
@@ -85,6 +87,10 @@ view = {kind}(value=pngs[0], layout=W.Layout(width=width){format})
 baseline_picture.observe(lambda change: setattr(view, "value", pngs[change["new"]]), names="value")
 W.HBox([baseline_picture, view])
 '''
+FAVICON_BUSY = "@jupyterlab/application-extension:faviconbusy"
+"""The JupyterLab plugin that swaps the tab's icon on every busy/idle change of the kernel
+(off in the course's environment: jupyter-config/labconfig/page_config.json)."""
+
 BASELINES = {"ready-made 04 pictures": ("Picture", ""),
              "same, plain Image (blob:)": ("W.Image", ', format="png"')}
 
@@ -176,6 +182,10 @@ def main(argv=None) -> int:
     parser.add_argument("--timeout", type=float, default=8.0, help="seconds to wait for a new picture")
     parser.add_argument("--notebooks", type=Path, default=ROOT / "notebooks", help="folder of the lessons")
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
+    parser.add_argument("--favicon-busy", action="store_true",
+                        help="turn JupyterLab's busy favicon back on for this run (a user-level page config "
+                             "that re-enables @jupyterlab/application-extension:faviconbusy): to measure what "
+                             "turning it off saves")
     parser.add_argument("--nagle", action="store_true",
                         help="disable the jupyter_tcp_nodelay server extension (Nagle's algorithm back on the "
                              "kernel websockets, as in a plain jupyter_server): to measure what it saves")
@@ -208,12 +218,22 @@ def main(argv=None) -> int:
         for path in paths:
             shutil.copy(path, root / "notebooks" / path.name)
         extra = ('--ServerApp.jpserver_extensions={"jupyter_tcp_nodelay": False}',) if args.nagle else ()
+        if args.favicon_busy:  # a config folder ahead of the environment's (which a venv's Jupyter prefers to the user's)
+            (root / "config" / "labconfig").mkdir(parents=True)
+            (root / "config" / "labconfig" / "page_config.json").write_text(
+                json.dumps({"disabledExtensions": {FAVICON_BUSY: False}}))
+            os.environ["JUPYTER_CONFIG_PATH"] = str(root / "config")
         with jupyterlab_server(root, extra_args=extra) as server, chromium(device_scale_factor=DPR) as browser, \
                 loopback_page(browser, viewport=VIEWPORT, device_scale_factor=DPR) as page:
             nodelay = "TCP_NODELAY" in server.log.read_text(errors="replace")
             print(f"server extension jupyter_tcp_nodelay: {'loaded' if nodelay else 'NOT loaded (Nagle on)'}",
                   flush=True)
             lab = Lab(page, server)
+            page.goto(f"{server.url}/lab?reset", wait_until="domcontentloaded")
+            page.wait_for_function("() => !!window.jupyterapp", timeout=120_000)
+            favicon = page.evaluate("async id => { await window.jupyterapp.restored; "
+                                    "return window.jupyterapp.isPluginActivated(id); }", FAVICON_BUSY)
+            print(f"JupyterLab's busy favicon ({FAVICON_BUSY}): {'on' if favicon else 'off'}", flush=True)
             for run in range(1, args.repeat + 1):
                 if args.repeat > 1:
                     print(f"run {run} of {args.repeat} (load {os.getloadavg()[0]:.2f})", flush=True)

@@ -329,6 +329,23 @@ class Lab:
           panel.dispose();
         }""")
 
+    def count_favicon_swaps(self) -> None:
+        """From now on, count the changes JupyterLab makes to the page's favicon (its busy
+        favicon plugin swaps the `<link rel="icon">` on every busy/idle change of a kernel,
+        a widget message included); read the count with `favicon_swaps()`."""
+        self.page.evaluate("""() => {
+          window.__faviconSwaps = 0;
+          const isIcon = n => n.nodeName === 'LINK' && /icon|favicon/.test((n.rel || '') + ' ' + (n.className || ''));
+          new MutationObserver(records => {
+            for (const r of records) {
+              if (isIcon(r.target) || [...r.addedNodes, ...r.removedNodes].some(isIcon)) window.__faviconSwaps++;
+            }
+          }).observe(document.head, {subtree: true, childList: true, attributes: true, attributeFilter: ['rel', 'href']});
+        }""")
+
+    def favicon_swaps(self) -> int:
+        return self.page.evaluate("() => window.__faviconSwaps")
+
     def wait_for_kernel(self, status: str, *, timeout: float) -> None:
         self.page.wait_for_function(
             "(status) => { const p = window.jupyterapp.shell.currentWidget;"

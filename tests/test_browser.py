@@ -10,7 +10,9 @@ token); Debian's Chromium is driven by Playwright. The test checks, in the page:
 2. after Run All: no cell shows an error, every widget output is rendered (no empty box,
    no plain-text repr, no "Error displaying widget", no "model not found");
 3. choosing another `n_heads` in the multi-head explorer changes the picture, and
-   choosing another `d_model` re-offers only head counts that divide it;
+   choosing another `d_model` re-offers only head counts that divide it; the tab's icon
+   does not change meanwhile (the course's page config turns JupyterLab's busy favicon
+   off, jupyter-config/labconfig/page_config.json: it cost the browser about 15 ms a change);
 4. nothing was fetched from outside 127.0.0.1 (no CDN: the course works offline).
 
 `test_every_lesson_opens_without_broken_widgets` repeats check 1 for every lesson.
@@ -90,7 +92,9 @@ def test_multihead_lesson_runs_and_its_explorer_reacts(lab, lab_root):
         assert lab.widget_view_count() >= max(saved_views, 1), "Run All displayed no widget"
         assert lab.widget_problems() == []
 
-        # 3. The multi-head explorer reacts to n_heads (and d_model re-offers divisors).
+        # 3. The multi-head explorer reacts to n_heads (and d_model re-offers divisors),
+        #    and the tab's icon stays as it is (no busy favicon: jupyter-config/labconfig).
+        lab.count_favicon_swaps()
         explorers = lab.explorers("d_model", "n_heads")
         assert explorers.count() >= 1, "no explorer with d_model and n_heads controls on the page"
         explorer = explorers.first
@@ -108,6 +112,7 @@ def test_multihead_lesson_runs_and_its_explorer_reacts(lab, lab_root):
         lab.wait_for_new_image(explorer, picture)
         assert lab.widget_problems(settle=5) == []
         live_views = lab.widget_view_count()
+        assert lab.favicon_swaps() == 0, "JupyterLab's busy favicon is on (is the course's page_config.json installed?)"
 
         # 4. Everything came from the local server.
         assert lab.page.blocked_requests == [], f"requests left 127.0.0.1: {lab.page.blocked_requests[:5]}"
@@ -237,3 +242,27 @@ def test_harness_checks_widgets_saved_in_a_notebook(lab, lab_root):
     with notebook(lab, "controls/stateless.ipynb", "control-stateless"):
         problems = lab.widget_problems(settle=4)
         assert "page shows: Error displaying widget: model not found" in problems, problems
+
+
+def test_harness_sees_the_busy_favicon_when_it_is_on(lab_root, browser, monkeypatch, tmp_path):
+    """The control of check 3's favicon count: in a JupyterLab whose config turns the busy
+    favicon back on (a config folder ahead of the environment's), the same count sees the
+    icon swapped when an explorer change makes the kernel busy."""
+    labconfig = tmp_path / "config" / "labconfig"
+    labconfig.mkdir(parents=True)
+    (labconfig / "page_config.json").write_text(
+        json.dumps({"disabledExtensions": {"@jupyterlab/application-extension:faviconbusy": False}}))
+    monkeypatch.setenv("JUPYTER_CONFIG_PATH", str(tmp_path / "config"))
+    with jupyterlab_server(lab_root) as server, loopback_page(browser) as page:
+        lab = Lab(page, server)
+        with notebook(lab, "controls/reacts.ipynb", "control-favicon-busy"):
+            lab.run_all(timeout=120)
+            assert page.evaluate("id => window.jupyterapp.isPluginActivated(id)",
+                                 "@jupyterlab/application-extension:faviconbusy")
+            lab.count_favicon_swaps()
+            explorer = lab.explorers("n_heads").first
+            before = lab.image_fingerprint(explorer)
+            lab.set_control(explorer, "n_heads")
+            lab.wait_for_new_image(explorer, before)
+            lab.wait_for_kernel("idle", timeout=30)
+            assert lab.favicon_swaps() >= 2, lab.favicon_swaps()  # busy, then idle again

@@ -16,6 +16,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -89,6 +90,32 @@ OVERRIDES = {
 }
 
 
+# The course's page config: JupyterLab's busy favicon off. It swapped the tab's icon on every
+# busy/idle change of the kernel, so twice per explorer change, at about 15 ms of the
+# browser's time each change (benchmarks/README.md). `make setup` copies it into the venv's
+# etc/jupyter/labconfig/; `pip install .` (Binder, a hub) installs it there as a data file.
+PAGE_CONFIG = ROOT / "jupyter-config" / "labconfig" / "page_config.json"
+FAVICON_BUSY = "@jupyterlab/application-extension:faviconbusy"
+
+
+def test_page_config_turns_the_busy_favicon_off_for_make_setup_and_pip_install():
+    import tomllib
+
+    config = json.loads(PAGE_CONFIG.read_text())
+    assert config["disabledExtensions"] == {FAVICON_BUSY: True}
+    # present and empty: JupyterLab does not rewrite the installed file to lock the plugin
+    assert config["lockedExtensions"] == {}
+    data_files = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["data-files"]
+    assert data_files["etc/jupyter/labconfig"] == [str(PAGE_CONFIG.relative_to(ROOT))]
+    # and this environment's JupyterLab reads it (as `make test` installs it, like `make setup`)
+    code = ("import json; from jupyterlab_server.config import get_static_page_config; "
+            "print(json.dumps(get_static_page_config()))")
+    served = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                       check=True, timeout=120).stdout)
+    assert served.get("disabledExtensions", {}).get(FAVICON_BUSY) is True, (
+        f"the busy favicon is not turned off in this environment (run `make setup`): {served}")
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_make_lab_serves_lesson_00(tmp_path):
@@ -119,6 +146,8 @@ def test_setup_installs_the_lab_overrides_into_the_environment(tmp_path):
     written = venv / "share/jupyter/lab/settings/overrides.json"
     assert written.exists(), done.stdout
     assert json.loads(written.read_text()) == OVERRIDES
+    page_config = venv / "etc/jupyter/labconfig/page_config.json"  # no busy favicon (read by Lab and Notebook 7)
+    assert json.loads(page_config.read_text()) == json.loads(PAGE_CONFIG.read_text()), done.stdout
     # `make lab` alone (no `make setup` first) installs it too, before starting JupyterLab
     other = tmp_path / "other-venv"
     plan = subprocess.run(["make", "-n", "-o", f"{other}/.installed", f"VENV={other}", "lab"], cwd=ROOT,

@@ -73,6 +73,21 @@ def test_similarity_view_is_constant_along_diagonals_with_ones_on_the_main_one(d
     assert np.allclose(gram[1:, 1:], gram[:-1, :-1])  # depends only on the offset p - q
 
 
+def test_similarity_view_is_the_gram_matrix_of_the_shown_positions_as_the_slider_moves():
+    """The explorer keeps one similarity per (d_model, base), for the most positions offered,
+    and shows its top-left block: the block must be PE @ PE.T / (d_model / 2) of exactly the
+    positions shown, whichever way the positions slider and the other controls move."""
+    ex = sinusoidal_explorer(view="similarity", d_model=32, base=100, n_positions=200)
+    for name, value in [("n_positions", 30), ("n_positions", 110), ("d_model", 12), ("base", 10000),
+                        ("n_positions", 200), ("d_model", 32)]:
+        ex.controls[name].value = value
+        d_model, base, n = ex.controls["d_model"].value, ex.controls["base"].value, ex.controls["n_positions"].value
+        pe = sinusoidal_encoding(n, d_model, float(base), dtype=torch.float64).numpy()
+        shown = _image(ex.figure())
+        assert shown.shape == (n, n), (name, value)
+        assert np.allclose(shown, pe @ pe.T / (d_model / 2), atol=1e-12), (name, value)
+
+
 def test_waves_view_draws_sine_columns_with_their_periods():
     picture = _SinusoidalPicture()
     picture.render(d_model=64, base=10000, n_positions=100, view="waves")

@@ -151,6 +151,7 @@ class _SinusoidalPicture:
         self.backdrop = Backdrop(fig, [ax], dynamic)
         self.view = None
         self.tables = {}  # (d_model, base) -> PE for the most positions offered (rows are independent of their count)
+        self.grams = {}  # (d_model, base) -> PE @ PE.T / (d_model / 2) for the most positions offered
 
     def prepare(self, d_models, n_positions) -> None:
         """Capture every view's static pixels and render every tick label and title piece now, once.
@@ -186,6 +187,23 @@ class _SinusoidalPicture:
                 self.tables[key] = sinusoidal_encoding(_SIN_MAX_POSITIONS, d_model, base, dtype=torch.float64).numpy()
         return self.tables[key][:n_positions]  # (max P, d_model) -> (P, d_model)
 
+    def similarity(self, d_model: int, base: float, n_positions: int) -> np.ndarray:
+        """`PE @ PE.T / (d_model / 2)` for the first `n_positions`, computed once per (d_model, base).
+
+        The similarity of positions p and q does not depend on how many positions are shown,
+        so it is the top-left block of the one for the most positions offered. Computed by
+        torch on one thread: numpy's `@` went to OpenBLAS, whose worker thread then spun for
+        about 10 ms of CPU per change, taken from the browser on a 2-core machine.
+        """
+        key = (d_model, base)
+        if key not in self.grams:
+            if len(self.grams) >= 32:
+                self.grams.clear()
+            pe = torch.from_numpy(self.table(d_model, base, _SIN_MAX_POSITIONS))  # (max P, d_model)
+            with one_torch_thread():
+                self.grams[key] = (pe @ pe.T / (d_model / 2)).numpy()  # (P, d_model) x (d_model, P) -> (P, P)
+        return self.grams[key][:n_positions, :n_positions]  # (max P, max P) -> (P, P)
+
     def _layout(self, view: str) -> None:
         """Place the axes and name its axes for `view` (static parts: captured per view)."""
         if view == self.view:
@@ -216,7 +234,7 @@ class _SinusoidalPicture:
             self.y_ticks.set(0, n_positions - 1)
             self.title.set_text(f"PE[position, dimension], {header}")
         elif view == "similarity":
-            gram = pe @ pe.T / (d_model / 2)  # (P, d_model) x (d_model, P) -> (P, P)
+            gram = self.similarity(d_model, base, n_positions)  # (P, P)
             self.image.set_data(gram)
             self.image.set_extent((-0.5, n_positions - 0.5, n_positions - 0.5, -0.5))
             ax.set_xlim(-0.5, n_positions - 0.5)

@@ -42,7 +42,8 @@ $(SERVER_CONFIG): jupyter-config/jupyter_server_config.d/jupyter_tcp_nodelay.jso
 	mkdir -p $(dir $@)
 	cp $< $@
 
-# JupyterLab's (and Notebook 7's) page config for this environment: no busy favicon. The
+# JupyterLab's (and Notebook 7's) page config for this environment: no busy favicon
+# (JupyterLab's faviconbusy plugin, Notebook 7's tab-icon plugin). The
 # tab's icon was swapped on every busy/idle change of the kernel, so twice per explorer
 # change, and the browser spent about 15 ms of each change on it (benchmarks/README.md,
 # "The busy favicon"). The kernel indicator in the notebook's toolbar still shows busy.

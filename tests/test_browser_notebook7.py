@@ -52,9 +52,12 @@ def test_multihead_explorer_works_in_notebook_7(notebook7):
         assert lab.widget_problems() == []
         explorers = [e for e in find_explorers(lab) if e["name"] == "multihead_explorer"]
         assert explorers, f"no multihead_explorer on the page: {[e['name'] for e in find_explorers(lab)]}"
+        lab.count_favicon_swaps()
         results = exercise_explorer(lab, explorers[0], changes=4, timeout=15)
         tried = [r for r in results if not r["skipped"]]
         assert tried and all(r["changed"] for r in tried), [(r["what"], r["changed"]) for r in tried]
+        # the course's page config (jupyter-config/labconfig) turns the busy favicon off here too
+        assert lab.favicon_swaps() == 0, "Notebook 7 swapped the tab's icon on explorer changes"
         assert lab.widget_problems(settle=5) == []
         assert lab.cell_errors() == []
         assert lab.page.blocked_requests == [], f"requests left 127.0.0.1: {lab.page.blocked_requests[:5]}"

@@ -96,13 +96,14 @@ OVERRIDES = {
 # etc/jupyter/labconfig/; `pip install .` (Binder, a hub) installs it there as a data file.
 PAGE_CONFIG = ROOT / "jupyter-config" / "labconfig" / "page_config.json"
 FAVICON_BUSY = "@jupyterlab/application-extension:faviconbusy"
+TAB_ICON = "@jupyter-notebook/notebook-extension:tab-icon"  # Notebook 7's own busy icon swapper
 
 
 def test_page_config_turns_the_busy_favicon_off_for_make_setup_and_pip_install():
     import tomllib
 
     config = json.loads(PAGE_CONFIG.read_text())
-    assert config["disabledExtensions"] == {FAVICON_BUSY: True}
+    assert config["disabledExtensions"] == {FAVICON_BUSY: True, TAB_ICON: True}
     # present and empty: JupyterLab does not rewrite the installed file to lock the plugin
     assert config["lockedExtensions"] == {}
     data_files = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["data-files"]
@@ -112,7 +113,7 @@ def test_page_config_turns_the_busy_favicon_off_for_make_setup_and_pip_install()
             "print(json.dumps(get_static_page_config()))")
     served = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                        check=True, timeout=120).stdout)
-    assert served.get("disabledExtensions", {}).get(FAVICON_BUSY) is True, (
+    assert served.get("disabledExtensions", {}).get(FAVICON_BUSY) is True and served["disabledExtensions"].get(TAB_ICON), (
         f"the busy favicon is not turned off in this environment (run `make setup`): {served}")
 
 

@@ -319,3 +319,28 @@ def test_labels_inside_the_picture_and_not_overlapping_at_any_value(make):
                 width = min(box_a.x1, box_b.x1) - max(box_a.x0, box_b.x0)
                 height = min(box_a.y1, box_b.y1) - max(box_a.y0, box_b.y0)
                 assert width <= 1 or height <= 1, (make.__name__, ex.values(), a, b)
+
+
+def test_self_attention_explorer_computes_on_one_torch_thread(monkeypatch):
+    """After each new sentence's tiny matrix products, torch's second thread spun for about
+    8 ms of CPU, which a 2-core machine's browser needed (benchmarks/README.md, "other
+    threads" in bench_widgets.py): the explorer runs its torch work on one thread. Checked
+    with torch set to two threads, so the check can fail on any machine."""
+    seen = []
+    original = A.toy_self_attention
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(A, "toy_self_attention", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        ex = A.self_attention_explorer()
+        ex.controls["sentence"].value = "river bank"
+        ex.controls["scores_from"].value = "raw embeddings"
+        assert torch.get_num_threads() == 2  # restored after each change
+    finally:
+        torch.set_num_threads(before)
+    assert len(seen) == 3 and set(seen) == {1}, seen

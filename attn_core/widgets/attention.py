@@ -18,6 +18,7 @@ from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import ScaledTranslation
 
 from .. import viz
+from .._threads import one_torch_thread
 from ..attention import scaled_dot_product_attention, softmax
 from ..toy import FEATURES, SENTENCES, toy_embed, toy_projections
 from ._base import Explorer
@@ -474,7 +475,8 @@ def _self_attention_figure():
 
     def attention(sentence, scores_from):
         if (sentence, scores_from) not in results:
-            tokens, out, weights = toy_self_attention(sentence, scores_from)
+            with one_torch_thread():  # torch's second thread spun ~8 ms of CPU after these tiny products
+                tokens, out, weights = toy_self_attention(sentence, scores_from)
             results[sentence, scores_from] = tokens, out.numpy(), weights.numpy()
         return results[sentence, scores_from]
 

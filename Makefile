@@ -46,7 +46,7 @@ $(SERVER_CONFIG): jupyter-config/jupyter_server_config.d/jupyter_tcp_nodelay.jso
 # (JupyterLab's faviconbusy plugin, Notebook 7's tab-icon plugin). The
 # tab's icon was swapped on every busy/idle change of the kernel, so twice per explorer
 # change, and the browser spent about 15 ms of each change on it (benchmarks/README.md,
-# "The busy favicon"). The kernel indicator in the notebook's toolbar still shows busy.
+# "The busy tab icon, and a spinning OpenBLAS thread"). The kernel indicator in the notebook's toolbar still shows busy.
 # `pip install .` (Binder, a hub) writes this file itself, like the server config above.
 $(PAGE_CONFIG): jupyter-config/labconfig/page_config.json $(STAMP)
 	mkdir -p $(dir $@)

@@ -183,9 +183,9 @@ def main(argv=None) -> int:
     parser.add_argument("--notebooks", type=Path, default=ROOT / "notebooks", help="folder of the lessons")
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     parser.add_argument("--favicon-busy", action="store_true",
-                        help="turn JupyterLab's busy favicon back on for this run (a user-level page config "
-                             "that re-enables @jupyterlab/application-extension:faviconbusy): to measure what "
-                             "turning it off saves")
+                        help="turn JupyterLab's busy favicon back on for this run (a page config that "
+                             "re-enables @jupyterlab/application-extension:faviconbusy, in a config folder "
+                             "ahead of the environment's): to measure what turning it off saves")
     parser.add_argument("--nagle", action="store_true",
                         help="disable the jupyter_tcp_nodelay server extension (Nagle's algorithm back on the "
                              "kernel websockets, as in a plain jupyter_server): to measure what it saves")

@@ -48,7 +48,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from browser_util import (Lab, chromium, exercise_explorer, find_explorers, jupyterlab_server,  # noqa: E402
+from browser_util import (FAVICON_BUSY, Lab, chromium, exercise_explorer, find_explorers, jupyterlab_server,  # noqa: E402
                           loopback_page, percentile)
 
 LESSONS = ["00", "01", "02", "03", "04", "05", "06", "09", "10"]
@@ -87,10 +87,6 @@ view = {kind}(value=pngs[0], layout=W.Layout(width=width){format})
 baseline_picture.observe(lambda change: setattr(view, "value", pngs[change["new"]]), names="value")
 W.HBox([baseline_picture, view])
 '''
-FAVICON_BUSY = "@jupyterlab/application-extension:faviconbusy"
-"""The JupyterLab plugin that swaps the tab's icon on every busy/idle change of the kernel
-(off in the course's environment: jupyter-config/labconfig/page_config.json)."""
-
 BASELINES = {"ready-made 04 pictures": ("Picture", ""),
              "same, plain Image (blob:)": ("W.Image", ', format="png"')}
 
@@ -218,12 +214,7 @@ def main(argv=None) -> int:
         for path in paths:
             shutil.copy(path, root / "notebooks" / path.name)
         extra = ('--ServerApp.jpserver_extensions={"jupyter_tcp_nodelay": False}',) if args.nagle else ()
-        if args.favicon_busy:  # a config folder ahead of the environment's (which a venv's Jupyter prefers to the user's)
-            (root / "config" / "labconfig").mkdir(parents=True)
-            (root / "config" / "labconfig" / "page_config.json").write_text(
-                json.dumps({"disabledExtensions": {FAVICON_BUSY: False}}))
-            os.environ["JUPYTER_CONFIG_PATH"] = str(root / "config")
-        with jupyterlab_server(root, extra_args=extra) as server, chromium(device_scale_factor=DPR) as browser, \
+        with jupyterlab_server(root, extra_args=extra, favicon_busy=args.favicon_busy) as server, chromium(device_scale_factor=DPR) as browser, \
                 loopback_page(browser, viewport=VIEWPORT, device_scale_factor=DPR) as page:
             nodelay = "TCP_NODELAY" in server.log.read_text(errors="replace")
             print(f"server extension jupyter_tcp_nodelay: {'loaded' if nodelay else 'NOT loaded (Nagle on)'}",

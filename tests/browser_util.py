@@ -94,14 +94,21 @@ LAB_SETTINGS = {
 # "none", which this harness used before, each explorer change took 5-15 ms longer.
 
 
+FAVICON_BUSY = "@jupyterlab/application-extension:faviconbusy"
+"""JupyterLab's plugin that swaps the tab's icon on every busy/idle change of a kernel: off in
+the course's environment (jupyter-config/labconfig/page_config.json)."""
+
+
 @contextlib.contextmanager
 def jupyterlab_server(root: Path, *, settings: dict = LAB_SETTINGS, startup_timeout: float = 90.0,
-                      app: str = "lab", extra_args: tuple[str, ...] = ()):
+                      app: str = "lab", extra_args: tuple[str, ...] = (), favicon_busy: bool = False):
     """Run `jupyter lab` (or, with `app="notebook"`, Jupyter Notebook 7, built on the same
     front-end) on 127.0.0.1 serving `root`; yield a `LabServer`, then stop it.
 
     Its user settings (`settings`), workspaces, runtime files and notebook signatures (see
-    `LabServer.trust`) live in a fresh temporary folder, removed afterwards."""
+    `LabServer.trust`) live in a fresh temporary folder, removed afterwards.
+    `favicon_busy=True` turns `FAVICON_BUSY` back on, from a config folder ahead of the
+    environment's (which Jupyter in a virtual environment reads before the user's)."""
     port = free_port()
     home = Path(tempfile.mkdtemp(prefix="lab-home-"))
     for name, values in settings.items():
@@ -120,6 +127,11 @@ def jupyterlab_server(root: Path, *, settings: dict = LAB_SETTINGS, startup_time
         "PYDEVD_DISABLE_FILE_VALIDATION": "1",
     }
     env.pop("JUPYTER_TOKEN", None)
+    if favicon_busy:
+        (home / "config-ahead" / "labconfig").mkdir(parents=True)
+        (home / "config-ahead" / "labconfig" / "page_config.json").write_text(
+            json.dumps({"disabledExtensions": {FAVICON_BUSY: False}}))
+        env["JUPYTER_CONFIG_PATH"] = str(home / "config-ahead")
     log = home / "jupyterlab.log"
     if app not in ("lab", "notebook"):
         raise ValueError(f"app: expected 'lab' or 'notebook', got {app!r}")

@@ -34,7 +34,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from browser_util import Lab, browser, notebook_with_evidence, jupyterlab_server, loopback_page  # noqa: F401  browser: a fixture
+from browser_util import FAVICON_BUSY, Lab, browser, notebook_with_evidence, jupyterlab_server, loopback_page  # noqa: F401  browser: a fixture
 
 pytestmark = pytest.mark.browser
 
@@ -244,21 +244,15 @@ def test_harness_checks_widgets_saved_in_a_notebook(lab, lab_root):
         assert "page shows: Error displaying widget: model not found" in problems, problems
 
 
-def test_harness_sees_the_busy_favicon_when_it_is_on(lab_root, browser, monkeypatch, tmp_path):
+def test_harness_sees_the_busy_favicon_when_it_is_on(lab_root, browser):
     """The control of check 3's favicon count: in a JupyterLab whose config turns the busy
     favicon back on (a config folder ahead of the environment's), the same count sees the
     icon swapped when an explorer change makes the kernel busy."""
-    labconfig = tmp_path / "config" / "labconfig"
-    labconfig.mkdir(parents=True)
-    (labconfig / "page_config.json").write_text(
-        json.dumps({"disabledExtensions": {"@jupyterlab/application-extension:faviconbusy": False}}))
-    monkeypatch.setenv("JUPYTER_CONFIG_PATH", str(tmp_path / "config"))
-    with jupyterlab_server(lab_root) as server, loopback_page(browser) as page:
+    with jupyterlab_server(lab_root, favicon_busy=True) as server, loopback_page(browser) as page:
         lab = Lab(page, server)
         with notebook(lab, "controls/reacts.ipynb", "control-favicon-busy"):
             lab.run_all(timeout=120)
-            assert page.evaluate("id => window.jupyterapp.isPluginActivated(id)",
-                                 "@jupyterlab/application-extension:faviconbusy")
+            assert page.evaluate("id => window.jupyterapp.isPluginActivated(id)", FAVICON_BUSY)
             lab.count_favicon_swaps()
             explorer = lab.explorers("n_heads").first
             before = lab.image_fingerprint(explorer)
